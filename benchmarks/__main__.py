@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmarks/bench_*.py module's `main()` (or only those named on the command line)."""
+"""`make bench`: run every benchmarks/bench_*.py `main()`, or those whose names contain an argument."""
 
 from __future__ import annotations
 

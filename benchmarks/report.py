@@ -29,13 +29,16 @@ def machine() -> str:
 def write_section(name: str, markdown: str, results: dict[str, Any]) -> None:
     """Replace (or append) the README section NAME and store RESULTS as JSON."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = f"<!-- bench:{name} -->\n{markdown.strip()}\n\n_Measured {stamp} on {machine()}._\n<!-- /bench:{name} -->"
+    footer = f"_Measured {stamp} on {machine()}._"
+    body = f"<!-- bench:{name} -->\n{markdown.strip()}\n\n{footer}\n<!-- /bench:{name} -->"
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.DOTALL)
     text = pattern.sub(lambda _: body, text) if pattern.search(text) else f"{text.rstrip()}\n\n{body}\n"
     README.write_text(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"measured": stamp, "machine": machine(), **results}, indent=2))
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"measured": stamp, "machine": machine(), **results}, indent=2)
+    )
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
