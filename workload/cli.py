@@ -25,7 +25,9 @@ def _sample_data(sub: argparse._SubParsersAction) -> None:
 
 def _train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train, checkpoint and export a new model version")
-    p.add_argument("--data", required=True, help="image-folder dataset URL (path, file://, s3://, gs://, az://)")
+    p.add_argument(
+        "--data", required=True, help="image-folder dataset URL (path, file://, s3://, gs://, az://)"
+    )
     p.add_argument("--model-store", required=True, help="model store URL")
     p.add_argument("--model-name", required=True)
     p.add_argument("--backbone", default="mobilenet_v2", help="mobilenet_v2 | efficientnet_b0 | small-cnn")
@@ -36,7 +38,9 @@ def _train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--validation-split", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--run-id", default=None, help="checkpoint folder name; default: derived from the arguments")
+    p.add_argument(
+        "--run-id", default=None, help="checkpoint folder name; default: derived from the arguments"
+    )
     p.set_defaults(module="workload.train")
 
 
@@ -63,7 +67,9 @@ def _plan(sub: argparse._SubParsersAction) -> None:
 
 
 def _quickstart(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quickstart", help="sample data -> train -> export -> serve -> classify, on this machine")
+    p = sub.add_parser(
+        "quickstart", help="sample data -> train -> export -> serve -> classify, on this machine"
+    )
     p.add_argument("--workdir", default="quickstart", help="where the dataset and the file:// store go")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--epochs", type=int, default=8)
