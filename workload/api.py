@@ -140,7 +140,11 @@ class PredictRequest:
 
 def parse_predict(body: bytes, signature: ModelSignature) -> PredictRequest:
     """Validate a :predict body into a float32 [batch, H, W, 3] array, or raise a 400."""
-    document = parse_json(body)
+    return predict_request(parse_json(body), signature)
+
+
+def predict_request(document: dict[str, Any], signature: ModelSignature) -> PredictRequest:
+    """The image batch of a parsed :predict body (`instances` or `inputs`)."""
     check_signature_name(document)
     has_rows, has_columns = "instances" in document, "inputs" in document
     if has_rows == has_columns:
@@ -227,7 +231,11 @@ def _describe(array: np.ndarray) -> str:
 
 def parse_classify(body: bytes, signature: ModelSignature) -> np.ndarray:
     """Validate a :classify body (`examples`, optional shared `context`) into an image batch."""
-    document = parse_json(body)
+    return classify_images(parse_json(body), signature)
+
+
+def classify_images(document: dict[str, Any], signature: ModelSignature) -> np.ndarray:
+    """The image batch of a parsed :classify body."""
     check_signature_name(document)
     examples = document.get("examples")
     if not isinstance(examples, list) or not examples:
