@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: venv demo test test-fast lint images bench clean
+.PHONY: venv demo test test-fast lint images docker-ready bench clean
 
 venv: $(VENV)/.installed node_modules/.installed
 
@@ -22,7 +22,8 @@ node_modules/.installed: package.json package-lock.json
 demo: venv
 	$(BIN)/cloud-ai quickstart
 
-test: venv
+# The suite includes real containers: docker-ready installs and starts the engine when needed.
+test: venv docker-ready
 	$(BIN)/pytest
 
 test-fast: venv
@@ -32,6 +33,14 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy infra workload policy benchmarks
+	$(BIN)/hadolint workload/Dockerfile
+
+docker-ready:
+	scripts/ensure-docker.sh
+
+# Every container target, offline: local debootstrap base + host wheelhouse (TRAIN_VARIANT=cpu for CPU).
+images: venv docker-ready
+	scripts/build-images.sh
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -5,13 +5,14 @@
 # Usage: scripts/wheelhouse.sh [--gpu]      prints the wheelhouse directory
 # It holds every wheel the images need plus one requirements file per image flavour
 # (requirements-{train-cpu,train-gpu,serve,function}.txt). --gpu adds tensorflow[and-cuda] and the
-# NVIDIA wheels (about 3 GB) for the GPU trainer. The directory is keyed by pyproject.toml and these
-# scripts, so it is reused until the dependencies change.
+# NVIDIA wheels (about 3 GB) for the GPU trainer. The directory is keyed by what decides its content
+# (pyproject.toml, requirements.py, the Python version, LAYOUT below), so it is reused until that changes,
+# and older ones are removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-CACHE=${CLOUD_AI_CACHE:-$HOME/.cache/cloud-ai}
+CACHE=${CLOUD_AI_BUILD_CACHE:-$HOME/.cache/cloud-ai}
 GPU=0
 [[ ${1:-} == --gpu ]] && GPU=1
 
@@ -22,7 +23,8 @@ if [[ $version != 3.11 ]]; then
     exit 1
 fi
 
-key=$(cat pyproject.toml scripts/requirements.py "$0" | sha256sum | cut -c1-12)
+LAYOUT=1  # bump when this script changes what goes into the wheelhouse
+key=$( (cat pyproject.toml scripts/requirements.py; echo "$version $LAYOUT") | sha256sum | cut -c1-12)
 dir=$CACHE/wheels-$key
 mkdir -p "$dir"
 
@@ -41,5 +43,6 @@ wheel() {  # $1: stamp name; the rest: pip wheel arguments. Skipped when its sta
     touch "$stamp"
 }
 wheel cpu -r "$dir/requirements-serve.txt" -r "$dir/requirements-function.txt"
-((GPU)) && wheel gpu -r "$dir/requirements-train-gpu.txt"
+if ((GPU)); then wheel gpu -r "$dir/requirements-train-gpu.txt"; fi
+find "$CACHE" -maxdepth 1 -name 'wheels-*' ! -path "$dir" -exec rm -rf {} +
 echo "$dir"
