@@ -21,14 +21,19 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _parameters(with_version: bool) -> list[dict[str, Any]]:
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+def _parameters(model_name: str, with_version: bool) -> list[dict[str, Any]]:
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": [model_name]},
+    }
     version = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
     return [name, version] if with_version else [name]
 
 
-def _model_paths(prefix: str, with_version: bool) -> dict[str, Any]:
-    params = _parameters(with_version)
+def _model_paths(prefix: str, model_name: str, with_version: bool) -> dict[str, Any]:
+    params = _parameters(model_name, with_version)
     errors = {"400": _ERROR, "404": _ERROR, "413": _ERROR}
     predict_body = {
         "type": "object",
@@ -98,8 +103,8 @@ def openapi_spec(model_name: str) -> dict[str, Any]:
             "description": f"TensorFlow Serving-compatible REST API serving the model `{model_name}`.",
         },
         "paths": {
-            **_model_paths("/v1/models/{name}", with_version=False),
-            **_model_paths("/v1/models/{name}/versions/{version}", with_version=True),
+            **_model_paths("/v1/models/{name}", model_name, with_version=False),
+            **_model_paths("/v1/models/{name}/versions/{version}", model_name, with_version=True),
             "/healthz": {"get": {"summary": "Liveness: the process answers", "responses": {"200": text}}},
             "/readyz": {
                 "get": {
