@@ -75,13 +75,13 @@ class CloudMocks(pulumi.runtime.Mocks):
         self.declared.append(Declared("", args.typ, args.name, resource_id, inputs, state))
         return resource_id, state
 
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         answer = self._calls.get(args.token)
         if answer is None:
             raise NotImplementedError(
                 f"no mock for invoke {args.token}: add it to infra/mocks/{self.cloud}.py"
             )
-        return answer(dict(args.args), self), None
+        return answer(dict(args.args), self), []
 
 
 def short_hash(*parts: str) -> str:
