@@ -124,6 +124,10 @@ class Verdict:
         return not self.passed and self.rule.level == "mandatory"
 
 
-def evaluate(resources: Sequence[Resource], facts: StackFacts) -> list[Verdict]:
-    """Every registered rule's verdict on a stack, in registry order."""
-    return [Verdict(r, tuple(r.evaluate(resources, facts))) for r in RULES]
+def evaluate(inputs: Sequence[Resource], outputs: Sequence[Resource], facts: StackFacts) -> list[Verdict]:
+    """Every rule's verdict on a stack, in registry order.
+
+    As in CrossGuard, resource rules see each resource's inputs and stack rules its outputs (which hold
+    the computed ids, names and links that tie one resource to another).
+    """
+    return [Verdict(r, tuple(r.evaluate(inputs if r.kind == "resource" else outputs, facts))) for r in RULES]

@@ -3,48 +3,54 @@ stack's limits (cloud-ai:limits), and dev trains on spot capacity."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 from infra.rules.compute import machine, machines, trainers
 from infra.rules.model import Resource, StackFacts, Violation
-from infra.rules.props import strings
+from infra.rules.props import mappings, nested, strings
 
 BUDGET_TYPES = {"aws:budgets/budget:Budget", "gcp:billing/budget:Budget", "azure-native:consumption:Budget"}
-# Resources that can stop an idle machine, and the marker in their properties that says they do.
-IDLE_STOP_TYPES = {
-    "aws:cloudwatch/metricAlarm:MetricAlarm": ":ec2:stop",
-    "azure-native:devtestlab:GlobalSchedule": "ComputeVmShutdownTask",
-    "gcp:compute/resourcePolicy:ResourcePolicy": "vmStopSchedule",
+GPU_METRICS = ("gpu/utilization", "nvidia_smi_utilization_gpu", "GPU Utilization", "gpu_utilization")
+LABEL_SELECTOR = re.compile(r'metadata\.user_labels\.([\w-]+)\s*=\s*"([^"]*)"')
+
+
+def _aws_stops(alarm: Resource, trainer: Resource) -> bool:
+    """A CloudWatch alarm whose action stops the EC2 instance it watches by InstanceId."""
+    stops = any(":ec2:stop" in action for action in strings(alarm.props.get("alarmActions")))
+    watched = strings(nested(alarm.props, "dimensions", "InstanceId"))
+    return stops and bool(trainer.id) and trainer.id in watched
+
+
+def _gcp_watches(policy: Resource, trainer: Resource) -> bool:
+    """An alert policy on low GPU utilization whose label selectors pick this VM (the in-guest watchdog
+    started by infra/launch.py stops it at the same threshold; the policy tells people if it did not)."""
+    labels = trainer.props.get("labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    for condition in mappings(policy.props.get("conditions")):
+        threshold = condition.get("conditionThreshold")
+        if not isinstance(threshold, Mapping) or threshold.get("comparison") != "COMPARISON_LT":
+            continue
+        query = str(threshold.get("filter", ""))
+        selectors = LABEL_SELECTOR.findall(query)
+        if (
+            any(m in query for m in GPU_METRICS)
+            and selectors
+            and all(labels.get(k) == v for k, v in selectors)
+        ):
+            return True
+    return False
+
+
+IDLE_WATCHERS: dict[str, Callable[[Resource, Resource], bool]] = {
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _aws_stops,
+    "gcp:monitoring/alertPolicy:AlertPolicy": _gcp_watches,
 }
-
-
-def _texts(value: object) -> list[str]:
-    """Every string anywhere inside a property value (keys of objects included)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [t for key, item in value.items() for t in [str(key), *_texts(item)]]
-    if isinstance(value, Sequence):
-        return [t for item in value for t in _texts(item)]
-    return []
-
-
-def _stops(alarm: Resource) -> bool:
-    marker = IDLE_STOP_TYPES.get(alarm.type)
-    return marker is not None and any(marker in text for text in _texts(alarm.props))
-
-
-def _watches(alarm: Resource, trainer: Resource) -> bool:
-    """An alarm watches a trainer when its properties name the trainer's id, physical name or self link."""
-    handles = {trainer.id, *strings(trainer.props.get("name")), *strings(trainer.props.get("selfLink"))} - {
-        ""
-    }
-    return any(handle in text for text in _texts(alarm.props) for handle in handles)
 
 
 def idle_stop(resources: Sequence[Resource], facts: StackFacts) -> list[Violation]:
     """A forgotten GPU node costs dollars an hour: each one is stopped by an idle alarm or policy."""
-    stoppers = [r for r in resources if _stops(r)]
+    watchers = [(r, IDLE_WATCHERS[r.type]) for r in resources if r.type in IDLE_WATCHERS]
     return [
         Violation(
             "idle-stop",
@@ -53,7 +59,7 @@ def idle_stop(resources: Sequence[Resource], facts: StackFacts) -> list[Violatio
             t.resource.name,
         )
         for t in trainers(resources, facts.region)
-        if not any(_watches(stopper, t.resource) for stopper in stoppers)
+        if not any(watches(watcher, t.resource) for watcher, watches in watchers)
     ]
 
 
