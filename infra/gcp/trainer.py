@@ -199,7 +199,7 @@ class Trainers(pulumi.ComponentResource):
             f"{name}-{index}",
             machine_type=trainer.instance_type,
             zone=settings.location.zone,
-            guest_accelerators=attached_gpus(settings),
+            guest_accelerators=attached_gpus(settings) or None,
             scheduling=scheduling(trainer.spot),
             boot_disk=gcp.compute.InstanceBootDiskArgs(
                 auto_delete=True,
