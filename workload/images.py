@@ -44,7 +44,9 @@ def decode_image(data: bytes, height: int, width: int) -> np.ndarray:
                 rgb = rgb.resize((width, height), Image.Resampling.BILINEAR)
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError:
+        raise ImageError("cannot decode image: not a JPEG, PNG or other known image format") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageError(f"cannot decode image: {error}") from None
     return np.asarray(rgb, dtype=np.float32)
 

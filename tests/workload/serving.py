@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import os
 import subprocess
 import sys
@@ -70,21 +69,22 @@ def pixels(data: bytes) -> list:
 def serve_process(store_url: str, *extra: str, name: str = MODEL_NAME, ready: bool = True) -> Iterator[str]:
     """`cloud-ai serve` as a real process on a free port; yields its base URL and stops it afterwards."""
     port = free_port()
-    log = tempfile.TemporaryFile()
     command = [*CLI, "serve", f"--model-store={store_url}", f"--model-name={name}", f"--port={port}", *extra]
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(url, "/readyz" if ready else "/healthz", process, log)
-        yield url
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+        )
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            wait_until(url, "/readyz" if ready else "/healthz", process, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def wait_until(url: str, path: str, process: subprocess.Popen, log, timeout_s: float = 120) -> None:
@@ -98,25 +98,3 @@ def wait_until(url: str, path: str, process: subprocess.Popen, log, timeout_s: f
         time.sleep(0.2)
     log.seek(0)
     raise AssertionError(f"server at {url} never answered 200 on {path}:\n{log.read().decode()[-3000:]}")
-
-
-@functools.cache
-def trained_store(root: Path) -> str:
-    """Train the small digits model once per test session (through the CLI) into a file:// store under ROOT."""
-    store_url = f"file://{root / 'trained-store'}"
-    if ModelStore(store_url).latest_version(MODEL_NAME) is None:
-        data = root / "digits"
-        subprocess.run([*CLI, "sample-data", str(data)], cwd=REPO, check=True, capture_output=True)
-        train = [
-            *CLI,
-            "train",
-            f"--data={data}",
-            f"--model-store={store_url}",
-            f"--model-name={MODEL_NAME}",
-            "--backbone=small-cnn",
-            "--weights=none",
-            f"--image-size={IMAGE_SIZE}",
-            "--epochs=3",
-        ]
-        subprocess.run(train, cwd=REPO, check=True, capture_output=True)
-    return store_url

@@ -20,17 +20,15 @@ from tests.workload.serving import (
     new_store,
     pixels,
     serve_process,
-    trained_store,
 )
 from workload.store import ModelStore
 
 TOP_K = 3
 
 
-@pytest.fixture(scope="session")
-def version_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = trained_store(tmp_path_factory.getbasetemp())
-    return exported_version(source, MODEL_NAME, tmp_path_factory.mktemp("version"))
+@pytest.fixture(scope="module")
+def version_folder(tmp_path_factory: pytest.TempPathFactory, trained_store) -> Path:
+    return exported_version(trained_store.store_url, MODEL_NAME, tmp_path_factory.mktemp("version"))
 
 
 @pytest.fixture(scope="module")
