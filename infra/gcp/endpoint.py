@@ -105,7 +105,7 @@ class Endpoint(pulumi.ComponentResource):
             ),
             containers=[
                 gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                    image=registry.refs["function"],
+                    image=registry.images["function"],
                     ports=gcp.cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=PORT),
                     envs=[
                         gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name="MODEL_STORE", value=store.url),

@@ -61,9 +61,11 @@ class Registry(pulumi.ComponentResource):
         login = docker_build.RegistryArgs(
             address=self.host, username="oauth2accesstoken", password=pulumi.Output.secret(token)
         )
-        self.images = {image: self._image(name, image, settings.stack, login) for image in WORKLOAD_IMAGES}
-        self.refs: dict[str, pulumi.Output[str]] = {image: built.ref for image, built in self.images.items()}
-        self.register_outputs({"url": self.url, "images": self.refs})
+        self.builds = {image: self._image(name, image, settings.stack, login) for image in WORKLOAD_IMAGES}
+        self.images: dict[str, pulumi.Output[str]] = {
+            image: build.ref for image, build in self.builds.items()
+        }
+        self.register_outputs({"url": self.url, "images": self.images})
 
     def _image(
         self, name: str, image: str, stack: str, login: docker_build.RegistryArgs

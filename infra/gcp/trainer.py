@@ -181,7 +181,7 @@ class Trainers(pulumi.ComponentResource):
         self, name: str, settings: Settings, store: ModelStore, registry: Registry, index: int
     ) -> gcp.compute.Instance:
         trainer = settings.trainer
-        script = pulumi.Output.all(registry.refs["train"], store.url).apply(
+        script = pulumi.Output.all(registry.images["train"], store.url).apply(
             lambda values: startup_script(
                 LaunchSpec(
                     cloud="gcp",

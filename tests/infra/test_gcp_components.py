@@ -41,7 +41,7 @@ def test_registry_refs_pin_digests_in_this_repository() -> pulumi.Output[None]:
         for image, ref in refs.items():
             assert ref.startswith(f"{url}/{image}@sha256:") and len(ref.rsplit(":", 1)[1]) == 64
 
-    return pulumi.Output.all(registry.url, pulumi.Output.all(**registry.refs)).apply(check)
+    return pulumi.Output.all(registry.url, pulumi.Output.all(**registry.images)).apply(check)
 
 
 @pulumi.runtime.test
