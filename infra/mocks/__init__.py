@@ -66,12 +66,13 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
-        resource_id = f"{args.name}-{short_hash(args.typ, args.name)}"
         state = {**self._default(args.name, inputs, self), **inputs}
         computed = self._computed.get(args.typ)
         if computed:
             state.update(computed(args.name, inputs, self))
-        state.setdefault("id", resource_id)
+        # A computed id (an ARM id, a GCP resource path) is the provider's id, as `resource.id` reads it.
+        resource_id = str(state.get("id") or f"{args.name}-{short_hash(args.typ, args.name)}")
+        state["id"] = resource_id
         self.declared.append(Declared("", args.typ, args.name, resource_id, inputs, state))
         return resource_id, state
 
