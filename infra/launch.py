@@ -43,6 +43,8 @@ class LaunchSpec:
     node_index: int
     worker_addresses: tuple[str, ...]
     idle_stop_minutes: int
+    extra_env: tuple[tuple[str, str], ...] = ()
+    """More (name, value) pairs for the train container, e.g. the Azure storage account adlfs needs."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,22 @@ CLOUDS: dict[str, CloudSnippets] = {
             "    | json_field refresh_token \\\n"
             '    | docker login --username 00000000-0000-0000-0000-000000000000 --password-stdin "$REGISTRY"'
         ),
-        # Azure Monitor Agent comes as a VM extension declared with the VM, not from inside it.
-        metrics_agent="return 0",
+        # Telegraf publishes GPU utilization as an Azure Monitor custom metric of this VM
+        # (Telegraf/nvidia_smi utilization_gpu), the metric the idle alert reads; it signs in with the VM's
+        # managed identity, which holds Monitoring Metrics Publisher on the VM.
+        metrics_agent=(
+            "if ! command -v telegraf >/dev/null; then\n"
+            "  curl -fsSL https://repos.influxdata.com/influxdata-archive.key"
+            " | gpg --dearmor --yes -o /usr/share/keyrings/influxdata.gpg\n"
+            "  echo 'deb [signed-by=/usr/share/keyrings/influxdata.gpg]"
+            " https://repos.influxdata.com/debian stable main' >/etc/apt/sources.list.d/influxdata.list\n"
+            "  apt-get update -q && apt-get install -yq telegraf\n"
+            "fi\n"
+            "printf '%s\\n' '[agent]' '  interval = \"60s\"' '  omit_hostname = true' '[[inputs.nvidia_smi]]'"
+            " '[[outputs.azure_monitor]]' >/etc/telegraf/telegraf.conf\n"
+            'echo "AZURE_CLIENT_ID=${AZURE_CLIENT_ID:-}" >/etc/default/telegraf\n'
+            "systemctl enable telegraf && systemctl restart telegraf"
+        ),
         # A shutdown inside the VM leaves it allocated (and billed): deallocate it through ARM instead.
         stop_instance=(
             f"token=$({_AZURE_TOKEN})\n"
@@ -227,7 +243,7 @@ train() {
   log "training $MODEL_NAME on $DATASET with $IMAGE"
   docker run --name "$CONTAINER" --rm --gpus all --network host --ipc host --stop-timeout 90 \
     -e MODEL_STORE -e DATASET -e MODEL_NAME -e BACKBONE -e IMAGE_SIZE -e EPOCHS -e TF_CONFIG \
-    "$IMAGE" || code=$?
+    "${EXTRA_ENV[@]}" "$IMAGE" || code=$?
   case "$code" in
     0) date -u +%FT%TZ >"$STATE_DIR/done"; rm -f "$STATE_DIR/failed"
        log "model exported: stopping the instance"; stop_instance ;;
@@ -292,6 +308,8 @@ def startup_script(spec: LaunchSpec) -> str:
         "set -euo pipefail",
         *(f"{key}={shlex.quote(value)}" for key, value in values.items()),
         *(f"export {key}={shlex.quote(value)}" for key, value in train_env.items()),
+        *(f"export {key}={shlex.quote(value)}" for key, value in spec.extra_env),
+        "EXTRA_ENV=(" + " ".join(f"-e {key}" for key, _ in spec.extra_env) + ")",
         _function("registry_login", snippets.registry_login),
         _function("metrics_agent", snippets.metrics_agent),
         _function("stop_instance", snippets.stop_instance),
