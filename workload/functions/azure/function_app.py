@@ -6,6 +6,7 @@ host.json sets an empty route prefix, so the paths are TF Serving's own (`/v1/mo
 from __future__ import annotations
 
 import logging
+import os
 
 import azure.functions as func
 
@@ -14,7 +15,9 @@ from workload.predictor import Reply
 
 log = logging.getLogger(__name__)
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# Function keys unless the stack deploys a public endpoint (infra sets FUNCTION_AUTH_LEVEL=anonymous).
+PUBLIC = os.environ.get("FUNCTION_AUTH_LEVEL", "function").lower() == "anonymous"
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS if PUBLIC else func.AuthLevel.FUNCTION)
 
 
 @app.route(route="{*path}", methods=["GET", "POST"])
