@@ -40,8 +40,11 @@ wheels=$(scripts/wheelhouse.sh "${gpu[@]}")
 
 # The build context is the repository; hard links put the cached wheelhouse into it without copying.
 mkdir -p .images
-rm -rf .images/wheels
+rm -rf .images/wheels .images/project
 cp -al "$wheels" .images/wheels 2>/dev/null || cp -a "$wheels" .images/wheels
+# The project's own wheel; a fixed timestamp makes it byte-identical while the sources are, so its
+# layer stays cached.
+SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -qq --no-deps --no-build-isolation -w .images/project . >&2
 
 for target in "${targets[@]}"; do
     tag=cloud-ai/$target:latest

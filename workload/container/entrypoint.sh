@@ -41,7 +41,7 @@ case $command in
         ;;
 esac
 
-python -m workload "$command" "${args[@]}" "$@" &
+cloud-ai "$command" "${args[@]}" "$@" &
 child=$!
 forwarded=0
 forward() {
