@@ -3,9 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+POLICY_VENV := .venv-policy
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: venv demo test test-fast lint images docker-ready bench clean
+.PHONY: venv policy-venv demo test test-fast lint images docker-ready bench clean
 
 venv: $(VENV)/.installed node_modules/.installed
 
@@ -13,6 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The policy pack's own virtualenv: pulumi-policy pins an older protobuf than TensorFlow, so it never
+# goes into .venv (tests/policy/test_pack.py loads the pack with it). pip's cache keeps this fast.
+policy-venv: $(POLICY_VENV)/.installed
+
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet -r policy/requirements.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -23,10 +33,10 @@ demo: venv
 	$(BIN)/cloud-ai quickstart
 
 # The suite includes real containers: docker-ready installs and starts the engine when needed.
-test: venv docker-ready
+test: venv policy-venv docker-ready
 	$(BIN)/pytest
 
-test-fast: venv
+test-fast: venv policy-venv
 	$(BIN)/pytest -m "not slow and not docker"
 
 lint: venv
@@ -46,4 +56,4 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache quickstart
+	rm -rf $(VENV) $(POLICY_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache quickstart
