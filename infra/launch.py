@@ -10,7 +10,8 @@ resumes from the checkpoint), anything else = failed (stop the instance rather t
 With the done marker present, a boot only stops the instance again.
 
 The few lines that differ per cloud (registry login, metrics agent, how to stop) are data in `CLOUDS`.
-State lives under `$CLOUD_AI_STATE_DIR` (default /var/lib/cloud-ai) so tests run it in a temp dir.
+State lives under `$CLOUD_AI_STATE_DIR` (default /var/lib/cloud-ai), and every system file it writes
+under `$CLOUD_AI_SYSROOT` (default: the root), so tests run it against a temp dir without touching the host.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ CLOUDS: dict[str, CloudSnippets] = {
             "ctl=$(command -v amazon-cloudwatch-agent-ctl"
             " || echo /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl)\n"
             'if [ ! -x "$ctl" ]; then\n'
-            "  curl -fsSLo /tmp/cwagent.deb"
+            '  curl -fsSLo "$STATE_DIR/cwagent.deb"'
             " https://amazoncloudwatch-agent.s3.amazonaws.com/ubuntu/amd64/latest/amazon-cloudwatch-agent.deb\n"
-            "  dpkg -i -E /tmp/cwagent.deb\n"
+            '  dpkg -i -E "$STATE_DIR/cwagent.deb"\n'
             "fi\n"
             f"printf '%s\\n' {shlex.quote(_CWAGENT_JSON)} >\"$STATE_DIR/cwagent.json\"\n"
             '"$ctl" -a fetch-config -m ec2 -s -c "file:$STATE_DIR/cwagent.json"'
@@ -111,8 +112,9 @@ CLOUDS: dict[str, CloudSnippets] = {
         # The Ops Agent reports NVIDIA GPU metrics (through NVML) without configuration.
         metrics_agent=(
             "systemctl is-active --quiet google-cloud-ops-agent && return 0\n"
-            "curl -fsSLo /tmp/add-ops-agent.sh https://dl.google.com/cloudagents/add-google-cloud-ops-agent-repo.sh\n"
-            "bash /tmp/add-ops-agent.sh --also-install"
+            'curl -fsSLo "$STATE_DIR/add-ops-agent.sh"'
+            " https://dl.google.com/cloudagents/add-google-cloud-ops-agent-repo.sh\n"
+            'bash "$STATE_DIR/add-ops-agent.sh" --also-install'
         ),
         # A guest shutdown stops a Compute Engine VM: no more compute billing.
         stop_instance="shutdown -h now",
@@ -132,14 +134,16 @@ CLOUDS: dict[str, CloudSnippets] = {
         metrics_agent=(
             "if ! command -v telegraf >/dev/null; then\n"
             "  curl -fsSL https://repos.influxdata.com/influxdata-archive.key"
-            " | gpg --dearmor --yes -o /usr/share/keyrings/influxdata.gpg\n"
+            ' | gpg --dearmor --yes -o "$SYSROOT/usr/share/keyrings/influxdata.gpg"\n'
             "  echo 'deb [signed-by=/usr/share/keyrings/influxdata.gpg]"
-            " https://repos.influxdata.com/debian stable main' >/etc/apt/sources.list.d/influxdata.list\n"
+            " https://repos.influxdata.com/debian stable main'"
+            ' >"$SYSROOT/etc/apt/sources.list.d/influxdata.list"\n'
             "  apt-get update -q && apt-get install -yq telegraf\n"
             "fi\n"
+            'mkdir -p "$SYSROOT/etc/telegraf"\n'
             "printf '%s\\n' '[agent]' '  interval = \"60s\"' '  omit_hostname = true' '[[inputs.nvidia_smi]]'"
-            " '[[outputs.azure_monitor]]' >/etc/telegraf/telegraf.conf\n"
-            'echo "AZURE_CLIENT_ID=${AZURE_CLIENT_ID:-}" >/etc/default/telegraf\n'
+            " '[[outputs.azure_monitor]]' >\"$SYSROOT/etc/telegraf/telegraf.conf\"\n"
+            'echo "AZURE_CLIENT_ID=${AZURE_CLIENT_ID:-}" >"$SYSROOT/etc/default/telegraf"\n'
             "systemctl enable telegraf && systemctl restart telegraf"
         ),
         # A shutdown inside the VM leaves it allocated (and billed): deallocate it through ARM instead.
@@ -156,7 +160,8 @@ CLOUDS: dict[str, CloudSnippets] = {
 
 _BODY = r"""
 STATE_DIR="${CLOUD_AI_STATE_DIR:-/var/lib/cloud-ai}"
-UNIT_DIR="${CLOUD_AI_UNIT_DIR:-/etc/systemd/system}"
+SYSROOT="${CLOUD_AI_SYSROOT:-}"
+UNIT_DIR="${CLOUD_AI_UNIT_DIR:-$SYSROOT/etc/systemd/system}"
 WATCH_INTERVAL="${CLOUD_AI_WATCH_INTERVAL:-60}"
 RETRY_SECONDS="${CLOUD_AI_RETRY_SECONDS:-15}"
 CONTAINER=cloud-ai-train
@@ -213,10 +218,10 @@ ensure_gpu_runtime() {
   log "installing the NVIDIA container runtime"
   if ! command -v nvidia-ctk >/dev/null; then
     curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey \
-      | gpg --dearmor --yes -o /usr/share/keyrings/nvidia-container-toolkit.gpg
+      | gpg --dearmor --yes -o "$SYSROOT/usr/share/keyrings/nvidia-container-toolkit.gpg"
     curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list \
       | sed 's#deb https://#deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit.gpg] https://#' \
-      >/etc/apt/sources.list.d/nvidia-container-toolkit.list
+      >"$SYSROOT/etc/apt/sources.list.d/nvidia-container-toolkit.list"
     apt-get update -q && apt-get install -yq nvidia-container-toolkit
   fi
   nvidia-ctk runtime configure --runtime=docker

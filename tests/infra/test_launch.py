@@ -47,6 +47,9 @@ case "$*" in
 esac""",
     "systemctl": "",
     "shutdown": "",
+    "apt-get": "",
+    "gpg": "",
+    "dpkg": "",
     "nvidia-ctk": "",
     "amazon-cloudwatch-agent-ctl": "",
 }
@@ -66,6 +69,10 @@ class Node:
     def units(self) -> Path:
         return self.root / "units"
 
+    @property
+    def sysroot(self) -> Path:
+        return self.root / "sysroot"
+
     def calls(self) -> list[str]:
         log = self.root / "calls.log"
         return log.read_text().splitlines() if log.exists() else []
@@ -81,6 +88,7 @@ class Node:
             "FAKE_DIR": str(self.root),
             "CLOUD_AI_STATE_DIR": str(self.state),
             "CLOUD_AI_UNIT_DIR": str(self.units),
+            "CLOUD_AI_SYSROOT": str(self.sysroot),
             "CLOUD_AI_WATCH_INTERVAL": "0",
             "CLOUD_AI_RETRY_SECONDS": "0",
         }
@@ -100,6 +108,8 @@ def node(tmp_path: Path) -> Node:
         fake = bin_dir / name
         fake.write_text(f'#!/bin/bash\necho "{name} $*" >>"$FAKE_DIR/calls.log"\n{body}\n')
         fake.chmod(0o755)
+    for system_dir in ("etc/apt/sources.list.d", "etc/default", "usr/share/keyrings"):
+        (tmp_path / "sysroot" / system_dir).mkdir(parents=True)
     return Node(tmp_path)
 
 
@@ -200,6 +210,7 @@ def test_installed_copy_reruns_from_the_boot_unit(node: Node) -> None:
             "FAKE_DIR": str(node.root),
             "CLOUD_AI_STATE_DIR": str(node.state),
             "CLOUD_AI_UNIT_DIR": str(node.units),
+            "CLOUD_AI_SYSROOT": str(node.sysroot),
             "CLOUD_AI_RETRY_SECONDS": "0",
         },
         capture_output=True,
@@ -251,6 +262,24 @@ def test_missing_nvidia_runtime_is_installed_before_training(node: Node) -> None
     assert configure < calls.index(next(c for c in calls if c.startswith("docker run")))
 
 
+def test_missing_container_toolkit_is_installed_from_nvidias_repository(node: Node) -> None:
+    (node.root / "no-nvidia-runtime").touch()
+    toolkit = node.root / "bin" / "nvidia-ctk"
+    toolkit.rename(node.root / "nvidia-ctk.package")
+    apt = node.root / "bin" / "apt-get"
+    apt.write_text(
+        apt.read_text()
+        + 'if [ "$1" = install ]; then cp "$FAKE_DIR/nvidia-ctk.package" "$(dirname "$0")/nvidia-ctk"; fi\n'
+    )
+    node.boot(startup_script(spec()))
+
+    sources = node.sysroot / "etc/apt/sources.list.d/nvidia-container-toolkit.list"
+    assert "apt-get install -yq nvidia-container-toolkit" in node.calls()
+    assert sources.exists()
+    assert "nvidia-ctk runtime configure --runtime=docker" in node.calls()
+    assert node.called("docker run")
+
+
 def test_present_nvidia_runtime_is_left_alone(node: Node) -> None:
     node.boot(startup_script(spec()))
 
@@ -298,6 +327,8 @@ def test_azure_logs_in_with_the_managed_identity_and_deallocates(node: Node) -> 
         "Microsoft.Compute/vm/deallocate?api-version=" in deallocate
     )
     assert node.called("shutdown") == []
+    telegraf = (node.sysroot / "etc/telegraf/telegraf.conf").read_text()
+    assert "[[inputs.nvidia_smi]]" in telegraf and "[[outputs.azure_monitor]]" in telegraf
 
 
 def test_every_cloud_has_all_three_snippets() -> None:
