@@ -104,10 +104,11 @@ class Alarms(pulumi.ComponentResource):
             evaluation_frequency="PT5M",
             window_size=window,
             auto_mitigate=True,
-            criteria={
-                "odata_type": "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
-                "all_of": [{"criterion_type": "StaticThresholdCriterion", **criterion}],
-            },
+            # Typed args, not a dict: `criteria` is a union, and a plain dict would reach ARM in snake_case.
+            criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
+                odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
+                all_of=[monitor.MetricCriteriaArgs(criterion_type="StaticThresholdCriterion", **criterion)],
+            ),
             actions=[{"action_group_id": self.action_group.id}],
             tags=site.tags,
             opts=self._child,
