@@ -42,9 +42,21 @@ def _gcp_watches(policy: Resource, trainer: Resource) -> bool:
     return False
 
 
+def _azure_watches(alert: Resource, trainer: Resource) -> bool:
+    """A metric alert scoped to this VM on low GPU utilization (the watchdog deallocates it; the alert says
+    when it did not)."""
+    if not trainer.id or trainer.id not in strings(alert.props.get("scopes")):
+        return False
+    criteria = mappings(nested(alert.props, "criteria", "allOf"))
+    return any(
+        c.get("operator") == "LessThan" and "gpu" in str(c.get("metricName", "")).lower() for c in criteria
+    )
+
+
 IDLE_WATCHERS: dict[str, Callable[[Resource, Resource], bool]] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": _aws_stops,
     "gcp:monitoring/alertPolicy:AlertPolicy": _gcp_watches,
+    "azure-native:monitor:MetricAlert": _azure_watches,
 }
 
 

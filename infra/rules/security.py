@@ -31,6 +31,8 @@ S3_BUCKET = "aws:s3/bucket:Bucket"
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 S3_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 GCP_FUNCTION_PREFIXES = ("gcp:cloudfunctions", "gcp:cloudrun")
+# The app setting that sets the Azure function's HTTP auth level (infra/azure/endpoint.py).
+AZURE_AUTH_LEVEL = "FUNCTION_AUTH_LEVEL"
 AZURE_AUTH_SETTINGS = {"azure-native:web:WebAppAuthSettingsV2", "azure-native:web:WebAppAuthSettingsV2Slot"}
 
 
@@ -114,7 +116,7 @@ def _covers(spec: object, port: int) -> bool:
         return True
     low, _, high = text.partition("-")
     try:
-        return int(low) <= port <= int(high or low)
+        return float(low) <= port <= float(high or low)
     except ValueError:
         return False
 
@@ -318,6 +320,12 @@ def _public_endpoint(resource: Resource) -> str:
         for role, members in _gcp_bindings(resource):
             if role in INVOKER_ROLES and PUBLIC_MEMBERS & set(members):
                 return f"{role} is granted to allUsers"
+    if resource.type == "azure-native:web:WebApp":
+        settings = {
+            str(s.get("name")): s.get("value") for s in mappings(nested(props, "siteConfig", "appSettings"))
+        }
+        if str(settings.get(AZURE_AUTH_LEVEL, "")).lower() == "anonymous":
+            return f"{AZURE_AUTH_LEVEL} is anonymous (no function key needed)"
     required = is_true(nested(props, "globalValidation", "requireAuthentication"))
     if resource.type in AZURE_AUTH_SETTINGS and not required:
         return "globalValidation.requireAuthentication is not true"
