@@ -210,6 +210,7 @@ def command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     strategy = choose_strategy()
     use_mixed_precision_if_fast()
+    keras.utils.set_random_seed(settings.seed)
 
     folder = open_dataset(settings.data)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
