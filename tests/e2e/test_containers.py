@@ -197,8 +197,8 @@ def test_function_gcp_container_answers_like_serve(
 
 
 class FakeLambdaRuntime(ThreadingHTTPServer):
-    """The Lambda Runtime API (2018-06-01) as the service implements it, for one invocation:
-    hands EVENT to the first `next` poll, records the handler's response; later polls wait."""
+    """The Lambda Runtime API (2018-06-01) as the service speaks it, for one invocation: hands EVENT to
+    the first `next` poll and records what the runtime posts back; later polls wait until the end."""
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.event = event
@@ -226,6 +226,9 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60_000))
         self.send_header("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN)
         self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+        # awslambdaric 4.2 segfaults on a `next` reply without these two, which the service always sends.
+        self.send_header("Lambda-Runtime-Invocation-Id", "invocation-1")
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
