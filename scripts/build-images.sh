@@ -34,14 +34,21 @@ export PYTHON
 BASE_IMAGE=${BASE_IMAGE:-$(scripts/build-base.sh)}
 AZURE_BASE_IMAGE=${AZURE_BASE_IMAGE:-$BASE_IMAGE}
 
-gpu=()
-[[ $TRAIN_VARIANT == gpu && " ${targets[*]} " == *" train "* ]] && gpu=(--gpu)
-wheels=$(scripts/wheelhouse.sh "${gpu[@]}")
+flavours=(cpu)
+if [[ $TRAIN_VARIANT == gpu && " ${targets[*]} " == *" train "* ]]; then
+    flavours+=(gpu)
+    wheels=$(scripts/wheelhouse.sh --gpu)
+else
+    wheels=$(scripts/wheelhouse.sh)
+fi
 
 # The build context is the repository; hard links put the cached wheelhouse into it without copying.
-mkdir -p .images
+# Only the flavours this build uses: the GPU wheels (3 GB) would slow every context transfer.
 rm -rf .images/wheels .images/project
-cp -al "$wheels" .images/wheels 2>/dev/null || cp -a "$wheels" .images/wheels
+mkdir -p .images/wheels
+for flavour in "${flavours[@]}"; do
+    cp -al "$wheels/$flavour" .images/wheels/ 2>/dev/null || cp -a "$wheels/$flavour" .images/wheels/
+done
 # The project's own wheel; a fixed timestamp makes it byte-identical while the sources are, so its
 # layer stays cached.
 SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -qq --no-deps --no-build-isolation -w .images/project . >&2

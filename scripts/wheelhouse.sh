@@ -3,9 +3,10 @@
 # cannot reach this network's package proxy, and an air-gapped build has no index at all.
 #
 # Usage: scripts/wheelhouse.sh [--gpu]      prints the wheelhouse directory
-# It holds every wheel the images need plus one requirements file per image flavour
-# (requirements-{train-cpu,train-gpu,serve,function}.txt). --gpu adds tensorflow[and-cuda] and the
-# NVIDIA wheels (about 3 GB) for the GPU trainer. The directory is keyed by what decides its content
+# It holds cpu/: every wheel of the CPU images and their requirements files
+# (requirements-{train-cpu,serve,function}.txt), and with --gpu also gpu/: tensorflow[and-cuda], the
+# NVIDIA wheels (about 3 GB) and the rest of the GPU trainer's (requirements-train-gpu.txt). Separate
+# folders, so that adding the GPU wheels never changes what the CPU images' layers are keyed on. The directory is keyed by what decides its content
 # (pyproject.toml, requirements.py, the Python version, LAYOUT below), so it is reused until that changes,
 # and older ones are removed.
 set -euo pipefail
@@ -23,26 +24,26 @@ if [[ $version != 3.11 ]]; then
     exit 1
 fi
 
-LAYOUT=1  # bump when this script changes what goes into the wheelhouse
+LAYOUT=2  # bump when this script changes what goes into the wheelhouse
 key=$( (cat pyproject.toml scripts/requirements.py; echo "$version $LAYOUT") | sha256sum | cut -c1-12)
 dir=$CACHE/wheels-$key
-mkdir -p "$dir"
+mkdir -p "$dir/cpu" "$dir/gpu"
 
 requirements() { "$PYTHON" scripts/requirements.py "$@"; }
-requirements train >"$dir/requirements-train-cpu.txt"
-requirements train --tf-package 'tensorflow[and-cuda]' >"$dir/requirements-train-gpu.txt"
-requirements serve >"$dir/requirements-serve.txt"
-requirements function >"$dir/requirements-function.txt"
+requirements train >"$dir/cpu/requirements-train-cpu.txt"
+requirements serve >"$dir/cpu/requirements-serve.txt"
+requirements function >"$dir/cpu/requirements-function.txt"
+requirements train --tf-package 'tensorflow[and-cuda]' >"$dir/gpu/requirements-train-gpu.txt"
 
-wheel() {  # $1: stamp name; the rest: pip wheel arguments. Skipped when its stamp says it is complete.
-    local stamp=$dir/.done-$1
+wheel() {  # wheel FLAVOUR REQUIREMENTS...: pip wheel into $dir/FLAVOUR once; a stamp marks it complete
+    local into=$dir/$1 stamp=$dir/.done-$1
     shift
     [[ -e $stamp ]] && return 0
-    echo "wheelhouse: pip wheel $* (into $dir)" >&2
-    "$PYTHON" -m pip wheel -qq --wheel-dir "$dir" "$@" >&2
+    echo "wheelhouse: pip wheel into $into" >&2
+    "$PYTHON" -m pip wheel -qq --wheel-dir "$into" "${@/#/--requirement=$into/}" >&2
     touch "$stamp"
 }
-wheel cpu -r "$dir/requirements-serve.txt" -r "$dir/requirements-function.txt"
-if ((GPU)); then wheel gpu -r "$dir/requirements-train-gpu.txt"; fi
+wheel cpu requirements-serve.txt requirements-function.txt
+if ((GPU)); then wheel gpu requirements-train-gpu.txt; fi
 find "$CACHE" -maxdepth 1 -name 'wheels-*' ! -path "$dir" -exec rm -rf {} +
 echo "$dir"
