@@ -72,10 +72,9 @@ def test_sigterm_saves_exits_75_and_the_rerun_resumes(tmp_path: Path, digits_dir
     assert f"Epoch {saved[-1] + 1}/30" in output and "Epoch 1/30" not in output
     store = ModelStore(str(tmp_path / "store"))
     assert store.versions("digits") == [1]
-    assert store.read_metadata("digits", 1)["epochs"] == 30
-    assert not (
-        tmp_path / "store" / "checkpoints" / "digits" / store.read_metadata("digits", 1)["run_id"]
-    ).exists()
+    metadata = store.read_metadata("digits", 1)
+    assert metadata is not None and metadata["epochs"] == 30
+    assert not (tmp_path / "store" / "checkpoints" / "digits" / metadata["run_id"]).exists()
 
 
 @pytest.mark.slow
