@@ -29,7 +29,8 @@ if [[ ! -s $tarball ]]; then
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     trap 'rm -rf "$rootfs"' EXIT
     echo "build-base: debootstrap $SUITE into $rootfs (about a minute)" >&2
-    if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1; then
+    if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" \
+        >"$CACHE/debootstrap.log" 2>&1; then
         tail -n 30 "$CACHE/debootstrap.log" >&2
         echo "build-base: debootstrap failed (log: $CACHE/debootstrap.log)" >&2
         exit 1

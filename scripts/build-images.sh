@@ -20,9 +20,15 @@ targets=("$@")
 ((${#targets[@]})) || targets=("${ALL[@]}")
 
 for target in "${targets[@]}"; do
-    [[ " ${ALL[*]} " == *" $target "* ]] || { echo "build-images: unknown target '$target' (${ALL[*]})" >&2; exit 2; }
+    if [[ " ${ALL[*]} " != *" $target "* ]]; then
+        echo "build-images: unknown target '$target' (${ALL[*]})" >&2
+        exit 2
+    fi
 done
-[[ $TRAIN_VARIANT == gpu || $TRAIN_VARIANT == cpu ]] || { echo "build-images: TRAIN_VARIANT is gpu or cpu" >&2; exit 2; }
+if [[ $TRAIN_VARIANT != gpu && $TRAIN_VARIANT != cpu ]]; then
+    echo "build-images: TRAIN_VARIANT is gpu or cpu, not '$TRAIN_VARIANT'" >&2
+    exit 2
+fi
 
 # The wheels must match the image's Python (3.11): the project's venv when there is one.
 if [[ -z ${PYTHON:-} ]]; then

@@ -6,9 +6,9 @@
 # It holds cpu/: every wheel of the CPU images and their requirements files
 # (requirements-{train-cpu,serve,function}.txt), and with --gpu also gpu/: tensorflow[and-cuda], the
 # NVIDIA wheels (about 3 GB) and the rest of the GPU trainer's (requirements-train-gpu.txt). Separate
-# folders, so that adding the GPU wheels never changes what the CPU images' layers are keyed on. The directory is keyed by what decides its content
-# (pyproject.toml, requirements.py, the Python version, LAYOUT below), so it is reused until that changes,
-# and older ones are removed.
+# folders, so that adding the GPU wheels never changes what the CPU images' layers are keyed on.
+# The directory is keyed by what decides its content (pyproject.toml, requirements.py, the Python
+# version, LAYOUT below), so it is reused until that changes, and older ones are removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

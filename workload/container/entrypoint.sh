@@ -44,6 +44,7 @@ esac
 cloud-ai "$command" "${args[@]}" "$@" &
 child=$!
 forwarded=0
+# shellcheck disable=SC2317  # called from the traps below
 forward() {
     forwarded=1
     kill -"$1" "$child" 2>/dev/null || true
