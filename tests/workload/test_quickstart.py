@@ -15,11 +15,13 @@ from workload.store import ModelStore
 @pytest.mark.slow
 def test_quickstart_trains_serves_classifies_and_stops(tmp_path):
     port = free_port()
-    result = run_cli("quickstart", f"--workdir={tmp_path}", f"--port={port}", "--epochs=3", timeout=300)
+    result = run_cli("quickstart", f"--workdir={tmp_path}", f"--port={port}", timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "held 30 images out of training" in result.stdout
-    assert re.search(r"classified the 30 held-out images over HTTP: \d+ right", result.stdout)
+    right = re.search(r"classified the 30 held-out images over HTTP: (\d+) right", result.stdout)
+    assert right, result.stdout
+    assert int(right.group(1)) >= 24, "the demo model should get at least 80% of unseen digits right"
     assert f"http://127.0.0.1:{port}/v1/models/digits:classify" in result.stdout  # the curl to try
     assert "server stopped" in result.stdout
     assert ModelStore(f"file://{tmp_path / 'store'}").latest_version("digits") == 1
