@@ -4,6 +4,10 @@ Spot-safe: the training state (weights, optimizer, epochs done, history) is save
 mirrored to `<store>/checkpoints/<name>/<run-id>/`. SIGTERM (the preemption notice on AWS, GCP and
 Azure) stops after the current batch, saves, and exits with EXIT_PREEMPTED; the same command run
 again derives the same run id, finds the state and resumes from the next epoch.
+
+One device trains with `model.fit`; several replicas or workers train with the replicated loop of
+workload.distribute (Keras 3's fit fails under MultiWorkerMirroredStrategy). Both share the checkpoint
+logic, and with several workers only the chief writes checkpoints and exports.
 """
 
 from __future__ import annotations
@@ -25,9 +29,17 @@ from types import FrameType
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from workload.data import SKIPPED_EXAMPLES, ImageFolder, Pipelines, build_pipeline, open_dataset
-from workload.distribute import choose_strategy, is_chief, use_mixed_precision_if_fast
+from workload.distribute import (
+    ReplicatedSteps,
+    choose_strategy,
+    is_chief,
+    is_replicated,
+    use_mixed_precision_if_fast,
+    worker_count,
+)
 from workload.errors import UserError
 from workload.export import export_model
 from workload.model import build_model
@@ -100,20 +112,35 @@ class TrainingState:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-class SpotCheckpoint(keras.callbacks.Callback):
-    """Saves the training state locally every epoch and mirrors it to the store; stops on preemption."""
+class CheckpointMirror:
+    """The run's state, saved locally after every epoch and mirrored to the store (by the chief only)."""
 
-    def __init__(
-        self, local: Path, remote: RemoteFolder, state: TrainingState, preemption: Preemption, chief: bool
-    ):
+    def __init__(self, local: Path, remote: RemoteFolder, state: TrainingState, chief: bool) -> None:
+        self.local, self.remote, self.state, self.chief = local, remote, state, chief
+
+    def end_epoch(self, model: keras.Model, epoch: int, logs: dict[str, float]) -> None:
+        """Record EPOCH's (0-based) metrics in the history and save."""
+        for name, value in logs.items():
+            self.state.history.setdefault(name, []).append(float(value))
+        self.state.epochs_done = epoch + 1
+        self.save(model)
+
+    def save(self, model: keras.Model) -> None:
+        """Weights and optimizer, then state.json last (it marks a complete copy), here and in the store."""
+        if not self.chief:
+            return
+        model.save_weights(str(self.local / WEIGHTS_FILE), overwrite=True)
+        (self.local / STATE_FILE).write_text(json.dumps(asdict(self.state)))
+        self.remote.push(self.local, last=STATE_FILE)
+        log.info("checkpoint: epoch %d saved to %s", self.state.epochs_done, self.remote.url)
+
+
+class SpotCheckpoint(keras.callbacks.Callback):
+    """`model.fit`'s side of the mirror: saves every epoch and stops after the batch a preemption came in."""
+
+    def __init__(self, mirror: CheckpointMirror, preemption: Preemption) -> None:
         super().__init__()
-        self.local, self.remote, self.state, self.preemption, self.chief = (
-            local,
-            remote,
-            state,
-            preemption,
-            chief,
-        )
+        self.mirror, self.preemption = mirror, preemption
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.preemption.requested:
@@ -121,24 +148,15 @@ class SpotCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.preemption.requested:
-            return  # a partial epoch: fit() saves the weights but does not count the epoch
-        for name, value in (logs or {}).items():
-            self.state.history.setdefault(name, []).append(float(value))
-        self.state.epochs_done = epoch + 1
-        self.save()
-
-    def save(self) -> None:
-        """Weights and optimizer, then state.json last (it marks a complete copy), here and in the store."""
-        if not self.chief:
-            return
-        self.model.save_weights(str(self.local / WEIGHTS_FILE), overwrite=True)
-        (self.local / STATE_FILE).write_text(json.dumps(asdict(self.state)))
-        self.remote.push(self.local, last=STATE_FILE)
-        log.info("checkpoint: epoch %d saved to %s", self.state.epochs_done, self.remote.url)
+            return  # a partial epoch: it is not counted, the caller saves the weights
+        self.mirror.end_epoch(self.model, epoch, logs or {})
 
 
 def restore(model: keras.Model, local: Path, remote: RemoteFolder) -> TrainingState:
-    """Load the run's saved state from the store into MODEL, or a fresh state when there is none."""
+    """Load the run's saved state from the store into MODEL, or a fresh state when there is none.
+
+    Call it in the model's strategy scope: it builds the optimizer's variables.
+    """
     if not remote.pull(local) or not (local / STATE_FILE).exists():
         return TrainingState()
     state = TrainingState(**json.loads((local / STATE_FILE).read_text()))
@@ -153,33 +171,82 @@ def fit(
     epochs: int,
     checkpoints: RemoteFolder,
     preemption: Preemption,
+    strategy: tf.distribute.Strategy,
+    global_batch: int,
 ) -> TrainingState | None:
     """Train to EPOCHS, resuming from the store's checkpoint; None when preempted (the state is saved)."""
     local = Path(tempfile.mkdtemp(prefix="cloud-ai-checkpoint-"))
     try:
-        state = restore(model, local, checkpoints)
+        with strategy.scope():
+            state = restore(model, local, checkpoints)
         if state.epochs_done:
             log.info("resuming from epoch %d of %d (%s)", state.epochs_done + 1, epochs, checkpoints.url)
-        checkpoint = SpotCheckpoint(local, checkpoints, state, preemption, is_chief())
-        model.fit(
-            pipelines.train,
-            validation_data=pipelines.validation,
-            epochs=epochs,
-            initial_epoch=state.epochs_done,
-            callbacks=[checkpoint],
-            shuffle=False,  # the pipeline shuffles
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-        if preemption.requested:
-            checkpoint.save()
+        mirror = CheckpointMirror(local, checkpoints, state, is_chief())
+        if is_replicated(strategy):
+            stopped = fit_replicated(model, pipelines, epochs, mirror, preemption, strategy, global_batch)
+        else:
+            stopped = fit_one_device(model, pipelines, epochs, mirror, preemption)
+        if stopped:
+            mirror.save(model)
             return None
         return state
     finally:
         shutil.rmtree(local, ignore_errors=True)
 
 
+def fit_one_device(
+    model: keras.Model, pipelines: Pipelines, epochs: int, mirror: CheckpointMirror, preemption: Preemption
+) -> bool:
+    """`model.fit` with Keras' progress output; True when preempted."""
+    model.fit(
+        pipelines.train,
+        validation_data=pipelines.validation,
+        epochs=epochs,
+        initial_epoch=mirror.state.epochs_done,
+        callbacks=[SpotCheckpoint(mirror, preemption)],
+        shuffle=False,  # the pipeline shuffles
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return preemption.requested
+
+
+def fit_replicated(
+    model: keras.Model,
+    pipelines: Pipelines,
+    epochs: int,
+    mirror: CheckpointMirror,
+    preemption: Preemption,
+    strategy: tf.distribute.Strategy,
+    global_batch: int,
+) -> bool:
+    """The replicated loop, one line per epoch; True when any worker was preempted (all stop together)."""
+    steps = ReplicatedSteps(model, strategy, global_batch)
+    train = strategy.experimental_distribute_dataset(pipelines.train)
+    validation = strategy.experimental_distribute_dataset(pipelines.validation)
+    for epoch in range(mirror.state.epochs_done, epochs):
+        started = time.monotonic()
+        trained = steps.train_epoch(train, lambda: preemption.requested)
+        if trained.stopped:
+            log.warning("stopping: a worker was preempted during epoch %d", epoch + 1)
+            return True
+        validated = steps.evaluate(validation)
+        logs = {
+            "accuracy": trained.accuracy,
+            "loss": trained.loss,
+            "val_accuracy": validated.accuracy,
+            "val_loss": validated.loss,
+        }
+        print(
+            f"Epoch {epoch + 1}/{epochs} - {time.monotonic() - started:.0f}s - "
+            + " - ".join(f"{name}: {value:.4f}" for name, value in logs.items()),
+            flush=True,
+        )
+        mirror.end_epoch(model, epoch, logs)
+    return False
+
+
 def run_metadata(
-    settings: TrainSettings, run_id: str, folder: ImageFolder, state: TrainingState
+    settings: TrainSettings, run_id: str, folder: ImageFolder, state: TrainingState, replicas: int
 ) -> dict[str, Any]:
     """The facts metadata.json keeps about a run (the exporter adds classes, image size, version)."""
     last = {name: values[-1] for name, values in state.history.items() if values}
@@ -187,6 +254,8 @@ def run_metadata(
         "backbone": settings.backbone,
         "weights": settings.weights,
         "epochs": state.epochs_done,
+        "workers": worker_count(),
+        "replicas": replicas,
         "metrics": {**last, "best_val_accuracy": max(state.history.get("val_accuracy", [0.0]))},
         "dataset": {
             "url": settings.data,
@@ -205,10 +274,10 @@ def run_metadata(
 
 def command(args: argparse.Namespace) -> int:
     settings = TrainSettings.from_args(args)
-    preemption = Preemption()
-    preemption.install()
     started = time.monotonic()
     strategy = choose_strategy()
+    preemption = Preemption()
+    preemption.install()  # after the strategy: the multi-worker runtime must not replace our handler
     use_mixed_precision_if_fast()
     keras.utils.set_random_seed(settings.seed)
 
@@ -235,14 +304,14 @@ def command(args: argparse.Namespace) -> int:
         pipelines.validation_count,
     )
 
-    state = fit(model, pipelines, settings.epochs, checkpoints, preemption)
+    state = fit(model, pipelines, settings.epochs, checkpoints, preemption, strategy, global_batch)
     if state is None:
         print(f"preempted: training state saved to {checkpoints.url}; run the same command again to resume")
         return EXIT_PREEMPTED
     if not is_chief():
         return 0
 
-    metadata = run_metadata(settings, run_id, folder, state)
+    metadata = run_metadata(settings, run_id, folder, state, strategy.num_replicas_in_sync)
     version = export_model(
         model,
         folder.class_names,

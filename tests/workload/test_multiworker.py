@@ -1,0 +1,108 @@
+"""Replicated training: two worker processes on localhost (MultiWorkerMirroredStrategy), and one process
+with two logical CPUs (MirroredStrategy), both through the same replicated loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tests.conftest import REPO
+from workload.data import open_dataset, split
+from workload.store import ModelStore
+
+IMAGE_SIZE = 32
+EPOCHS = 2
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_workers(args: list[str], count: int) -> list[subprocess.Popen]:
+    """COUNT `python -m workload ARGS` processes, worker i of a TF_CONFIG cluster on 127.0.0.1."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(count)]
+    processes = []
+    for index in range(count):
+        tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "workload", *args],
+                cwd=REPO,
+                env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    return processes
+
+
+def finish(processes: list[subprocess.Popen], timeout: float) -> list[tuple[int, str]]:
+    """Exit status and output of every process; any still running after TIMEOUT is killed."""
+    results = []
+    for process in processes:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        results.append((process.returncode, output))
+    return results
+
+
+def validation_accuracy(version_dir: Path, digits_dir: Path) -> float:
+    """Accuracy of the exported serving_default on the digits' held-out validation images."""
+    _, validation = split(open_dataset(str(digits_dir)), 0.2, 1337)
+    size = (IMAGE_SIZE, IMAGE_SIZE)
+    images = np.stack([np.asarray(Image.open(path).convert("RGB").resize(size)) for path, _ in validation])
+    labels = np.array([label for _, label in validation])
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    probabilities = serve(images=tf.constant(images, tf.float32))["probabilities"].numpy()
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+@pytest.mark.slow
+def test_two_workers_train_together_and_export_exactly_one_version(tmp_path: Path, digits_dir: Path) -> None:
+    store = tmp_path / "store"
+    args = [
+        "train",
+        f"--data={digits_dir}",
+        f"--model-store=file://{store}",
+        "--model-name=digits",
+        "--backbone=small-cnn",
+        "--weights=none",
+        f"--image-size={IMAGE_SIZE}",
+        f"--epochs={EPOCHS}",
+    ]
+    results = finish(start_workers(args, 2), timeout=600)
+    for code, output in results:
+        assert code == 0, output[-4000:]
+    chief_output = results[0][1]
+    assert f"Epoch {EPOCHS}/{EPOCHS}" in chief_output and f"Epoch {EPOCHS}/{EPOCHS}" in results[1][1]
+    assert "model 'digits' version 1" in chief_output and "version 1" not in results[1][1]
+
+    models = ModelStore(f"file://{store}")
+    assert models.versions("digits") == [1]
+    metadata = models.read_metadata("digits", 1)
+    assert metadata is not None
+    assert (metadata["workers"], metadata["replicas"], metadata["epochs"]) == (2, 2, EPOCHS)
+    accuracy = validation_accuracy(store / "models" / "digits" / "1", digits_dir)
+    assert accuracy > 0.5, chief_output[-3000:]  # chance is 0.1
+    assert accuracy == pytest.approx(metadata["metrics"]["val_accuracy"], abs=0.01)  # the loop's own count
+    assert not (store / "checkpoints" / "digits" / metadata["run_id"]).exists()
