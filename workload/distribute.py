@@ -102,6 +102,9 @@ class ReplicatedSteps:
     def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, global_batch: int) -> None:
         self.model, self.strategy, self.global_batch = model, strategy, global_batch
         self.loss = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+        if not model.optimizer.built:  # its variables must exist before the step is traced, in scope
+            with strategy.scope():
+                model.optimizer.build(model.trainable_variables)
         self._train = tf.function(self._train_step, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_step, reduce_retracing=True)
 

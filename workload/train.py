@@ -274,8 +274,12 @@ def run_metadata(
 
 def command(args: argparse.Namespace) -> int:
     settings = TrainSettings.from_args(args)
+    return train(settings, choose_strategy())
+
+
+def train(settings: TrainSettings, strategy: tf.distribute.Strategy) -> int:
+    """The whole run under STRATEGY (created before any other TensorFlow work); the exit status."""
     started = time.monotonic()
-    strategy = choose_strategy()
     preemption = Preemption()
     preemption.install()  # after the strategy: the multi-worker runtime must not replace our handler
     use_mixed_precision_if_fast()

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,21 @@ from workload.store import ModelStore
 
 IMAGE_SIZE = 32
 EPOCHS = 2
+
+# One process, the CPU split into two logical devices: MirroredStrategy as on a machine with two GPUs.
+TWO_LOGICAL_CPUS = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+from workload.train import TrainSettings, train
+settings = TrainSettings(
+    data=sys.argv[1], model_store=sys.argv[2], model_name="digits", backbone="small-cnn", weights="none",
+    image_size=32, epochs=2, batch_size=16, learning_rate=2e-3,
+)
+sys.exit(train(settings, strategy))
+"""
 
 
 def free_ports(count: int) -> list[int]:
@@ -89,6 +105,8 @@ def test_two_workers_train_together_and_export_exactly_one_version(tmp_path: Pat
         "--weights=none",
         f"--image-size={IMAGE_SIZE}",
         f"--epochs={EPOCHS}",
+        "--batch-size=16",  # per replica: the global batch of 32 a single device trains with
+        "--learning-rate=2e-3",  # quickstart's rate: two short epochs have to learn the digits
     ]
     results = finish(start_workers(args, 2), timeout=600)
     for code, output in results:
@@ -106,3 +124,26 @@ def test_two_workers_train_together_and_export_exactly_one_version(tmp_path: Pat
     assert accuracy > 0.5, chief_output[-3000:]  # chance is 0.1
     assert accuracy == pytest.approx(metadata["metrics"]["val_accuracy"], abs=0.01)  # the loop's own count
     assert not (store / "checkpoints" / "digits" / metadata["run_id"]).exists()
+
+
+@pytest.mark.slow
+def test_two_devices_of_one_machine_train_through_the_replicated_loop(
+    tmp_path: Path, digits_dir: Path
+) -> None:
+    store = tmp_path / "store"
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(TWO_LOGICAL_CPUS), str(digits_dir), f"file://{store}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert f"Epoch {EPOCHS}/{EPOCHS} - " in result.stdout  # the replicated loop's line, not Keras' fit
+    metadata = ModelStore(f"file://{store}").read_metadata("digits", 1)
+    assert metadata is not None
+    assert (metadata["workers"], metadata["replicas"], metadata["epochs"]) == (1, 2, EPOCHS)
+    accuracy = validation_accuracy(store / "models" / "digits" / "1", digits_dir)
+    assert accuracy > 0.5, output[-3000:]
+    assert accuracy == pytest.approx(metadata["metrics"]["val_accuracy"], abs=0.01)
