@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -17,8 +19,10 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO
+from tests.workload.test_data import small_dataset
 from workload.data import open_dataset, split
 from workload.store import ModelStore
+from workload.train import EXIT_PREEMPTED, STATE_FILE
 
 IMAGE_SIZE = 32
 EPOCHS = 2
@@ -147,3 +151,53 @@ def test_two_devices_of_one_machine_train_through_the_replicated_loop(
     accuracy = validation_accuracy(store / "models" / "digits" / "1", digits_dir)
     assert accuracy > 0.5, output[-3000:]
     assert accuracy == pytest.approx(metadata["metrics"]["val_accuracy"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_stops_both_the_chief_saves_and_the_rerun_resumes(
+    tmp_path: Path, digits_dir: Path
+) -> None:
+    data = small_dataset(tmp_path / "data", digits_dir, classes=3, per_class=60)
+    store = tmp_path / "store"
+    args = [
+        "train",
+        f"--data={data}",
+        f"--model-store=file://{store}",
+        "--model-name=digits",
+        "--backbone=small-cnn",
+        "--weights=none",
+        "--image-size=16",
+        "--epochs=12",
+        "--batch-size=4",
+    ]
+    workers = start_workers(args, 2)
+    assert workers[0].stdout is not None
+    chief_lines = []
+    for line in workers[0].stdout:
+        chief_lines.append(line)
+        if "checkpoint: epoch 2 saved" in line:
+            workers[1].send_signal(signal.SIGTERM)  # the notice reaches the other worker, not the chief
+            break
+    (chief_code, chief_rest), (other_code, other_output) = finish(workers, timeout=300)
+    chief_output = "".join(chief_lines) + chief_rest
+    assert (chief_code, other_code) == (EXIT_PREEMPTED, EXIT_PREEMPTED), (
+        chief_output[-3000:] + other_output[-3000:]
+    )
+    stops = [
+        re.findall(r"a worker was preempted during epoch \d+", out) for out in (chief_output, other_output)
+    ]
+    assert len(stops[0]) == 1 and stops[0] == stops[1]  # both stopped in the same epoch, once
+    saved = [int(n) for n in re.findall(r"checkpoint: epoch (\d+) saved", chief_output)]
+    assert 2 <= saved[-1] < 12
+    assert "checkpoint:" not in other_output  # only the chief writes checkpoints
+    [state_file] = list((store / "checkpoints" / "digits").glob(f"*/{STATE_FILE}"))
+    assert json.loads(state_file.read_text())["epochs_done"] == saved[-1]
+    assert ModelStore(f"file://{store}").versions("digits") == []
+
+    rerun = finish(start_workers(args, 2), timeout=600)
+    for code, output in rerun:
+        assert code == 0, output[-4000:]
+        assert f"resuming from epoch {saved[-1] + 1} of 12" in output and "Epoch 1/12" not in output
+    metadata = ModelStore(f"file://{store}").read_metadata("digits", 1)
+    assert metadata is not None and (metadata["epochs"], metadata["workers"]) == (12, 2)
+    assert ModelStore(f"file://{store}").versions("digits") == [1]
