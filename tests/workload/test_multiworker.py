@@ -25,7 +25,7 @@ from workload.store import ModelStore
 from workload.train import EXIT_PREEMPTED, STATE_FILE
 
 IMAGE_SIZE = 32
-EPOCHS = 2
+EPOCHS = 3
 
 # One process, the CPU split into two logical devices: MirroredStrategy as on a machine with two GPUs.
 TWO_LOGICAL_CPUS = """
@@ -37,7 +37,7 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 from workload.train import TrainSettings, train
 settings = TrainSettings(
     data=sys.argv[1], model_store=sys.argv[2], model_name="digits", backbone="small-cnn", weights="none",
-    image_size=32, epochs=2, batch_size=16, learning_rate=2e-3,
+    image_size=32, epochs=int(sys.argv[3]), batch_size=16, learning_rate=2e-3,
 )
 sys.exit(train(settings, strategy))
 """
@@ -110,7 +110,7 @@ def test_two_workers_train_together_and_export_exactly_one_version(tmp_path: Pat
         f"--image-size={IMAGE_SIZE}",
         f"--epochs={EPOCHS}",
         "--batch-size=16",  # per replica: the global batch of 32 a single device trains with
-        "--learning-rate=2e-3",  # quickstart's rate: two short epochs have to learn the digits
+        "--learning-rate=2e-3",  # quickstart's rate: three short epochs have to learn the digits
     ]
     results = finish(start_workers(args, 2), timeout=600)
     for code, output in results:
@@ -136,7 +136,14 @@ def test_two_devices_of_one_machine_train_through_the_replicated_loop(
 ) -> None:
     store = tmp_path / "store"
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(TWO_LOGICAL_CPUS), str(digits_dir), f"file://{store}"],
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(TWO_LOGICAL_CPUS),
+            str(digits_dir),
+            f"file://{store}",
+            str(EPOCHS),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
