@@ -76,11 +76,6 @@ def test_declares_exactly_the_expected_resources(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", STACKS)
-def test_no_duplicate_resource_names(name: str) -> None:
-    assert stack(name).duplicate_names() == []
-
-
-@pytest.mark.parametrize("name", STACKS)
 def test_every_resource_sits_in_its_component(name: str) -> None:
     components = {"ModelStore", "Registry", "Trainers", "Endpoint", "Alarms"}
     for resource in stack(name).resources:

@@ -96,11 +96,6 @@ def test_declares_exactly_the_expected_resources(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", STACKS)
-def test_no_duplicate_resource_names(name: str) -> None:
-    assert stack(name).duplicate_names() == []
-
-
-@pytest.mark.parametrize("name", STACKS)
 def test_every_resource_sits_in_its_component(name: str) -> None:
     for resource in stack(name).resources:
         if resource.type == "azure-native:resources:ResourceGroup" or (
