@@ -192,6 +192,7 @@ def build_pipeline(
         )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.threading.max_intra_op_parallelism = 1
     shuffled = _images(train_pairs, image_size).shuffle(
         len(train_pairs), seed=seed, reshuffle_each_iteration=True
     )
