@@ -7,6 +7,7 @@ small-cnn is trained once (about 30 s on 2 cores) and shared by every test that 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,15 @@ from tests import emulators
 REPO = Path(__file__).resolve().parents[1]
 TRAINED_EPOCHS = 10
 TRAINED_IMAGE_SIZE = 32
+
+
+def small_dataset(root: Path, digits_dir: Path, classes: int = 3, per_class: int = 20) -> Path:
+    """The first PER_CLASS sample digits of the first CLASSES classes, copied into ROOT."""
+    for name in [str(c) for c in range(classes)]:
+        (root / name).mkdir(parents=True)
+        for image in sorted((digits_dir / name).iterdir())[:per_class]:
+            shutil.copy(image, root / name / image.name)
+    return root
 
 
 def run_cli(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import small_dataset
 from workload.data import build_pipeline, decode_image, open_dataset, split
 from workload.errors import UserError
-
-
-def small_dataset(root: Path, digits_dir: Path, classes: int = 3, per_class: int = 20) -> Path:
-    for name in [str(c) for c in range(classes)]:
-        (root / name).mkdir(parents=True)
-        for image in sorted((digits_dir / name).iterdir())[:per_class]:
-            shutil.copy(image, root / name / image.name)
-    return root
 
 
 def test_sample_digits_are_ten_classes_of_real_pngs(digits_dir: Path) -> None:

@@ -18,8 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO
-from tests.workload.test_data import small_dataset
+from tests.conftest import REPO, small_dataset
 from workload.data import open_dataset, split
 from workload.store import ModelStore
 from workload.train import EXIT_PREEMPTED, STATE_FILE

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
-from tests.workload.test_data import small_dataset
+from tests.conftest import REPO, run_cli, small_dataset
 from workload.store import ModelStore
 from workload.train import EXIT_PREEMPTED
 
