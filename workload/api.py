@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from workload import images
+from workload.store import METADATA_FILE
 
-METADATA_FILE = "metadata.json"
 LABELS_FILE = "labels.txt"
 DEFAULT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "serving_bytes"

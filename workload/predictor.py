@@ -85,14 +85,9 @@ def fetch_function_files(store: ModelStore, name: str, version: int, root: Path)
     folder = root / "function-models" / name / str(version)
     if _has_function_files(folder):
         return folder
-    manifest = (store.read_metadata(name, version) or {}).get("manifest", {})
     staging = folder.with_name(f".{version}-{uuid.uuid4().hex}")
-    staging.mkdir(parents=True)
     try:
-        for file in FUNCTION_FILES:
-            store.fs.get_file(f"{store.root}/models/{name}/{version}/{file}", str(staging / file))
-            if file in manifest and (staging / file).stat().st_size != manifest[file]:
-                raise OSError(f"{file} of {name} version {version} changed while it was downloaded")
+        store.download_version(name, version, staging, only=FUNCTION_FILES)
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
     finally:

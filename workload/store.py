@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,17 +148,26 @@ class ModelStore:
         complete = self.versions(name)
         return complete[-1] if complete else None
 
-    def download_version(self, name: str, version: int, dest: Path) -> Path:
-        """Copy one complete version folder's files into DEST (created) and return DEST."""
+    def download_version(
+        self, name: str, version: int, dest: Path, only: Collection[str] | None = None
+    ) -> Path:
+        """Copy one complete version's files (or ONLY those of them) and its metadata.json into DEST.
+
+        Each file is checked against the manifest's size, so a version replaced mid-download is an error
+        rather than a mix of two models.
+        """
         metadata = self.read_metadata(name, version)
         if not self.is_complete(name, version) or metadata is None:
             raise UserError(f"model {name!r} version {version} is not a complete version in {self.url}")
+        manifest: dict[str, int] = metadata["manifest"]
         dest.mkdir(parents=True, exist_ok=True)
         source = f"{self._models(name)}/{version}"
-        for relative in [*metadata["manifest"], METADATA_FILE]:
+        for relative in [p for p in manifest if only is None or p in only] + [METADATA_FILE]:
             target = dest / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(f"{source}/{relative}", str(target))
+            if relative in manifest and target.stat().st_size != manifest[relative]:
+                raise OSError(f"{relative} of {name} version {version} changed while it was downloaded")
         return dest
 
     def publish_version(self, name: str, local_dir: Path) -> int:
