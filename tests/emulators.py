@@ -50,29 +50,38 @@ def environ(**values: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _server(command: list[str], ready: Callable[[], bool], name: str) -> Iterator[None]:
+def server_process(
+    command: list[str], ready: Callable[[], bool], name: str, startup_seconds: float = STARTUP_SECONDS
+) -> Iterator[None]:
+    """Run COMMAND (from the repository root) until the block ends, once READY says it serves.
+
+    A process that exits or never gets ready fails with the tail of its output; afterwards it is
+    terminated, and killed if it lingers.
+    """
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            _wait_until_ready(process, ready, log, f"{name} did not start ({' '.join(command)})")
+            failure = f"{name} did not start ({' '.join(command)})"
+            _wait_until_ready(process, ready, log, failure, time.monotonic() + startup_seconds)
             yield
         finally:
             process.terminate()
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
 
 def _wait_until_ready(
-    process: subprocess.Popen, ready: Callable[[], bool], log: IO[bytes], failure: str
+    process: subprocess.Popen, ready: Callable[[], bool], log: IO[bytes], failure: str, deadline: float
 ) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
     while not _answers(ready):
         if process.poll() is not None or time.monotonic() > deadline:
             log.seek(0)
-            raise RuntimeError(f"{failure}:\n{log.read().decode(errors='replace')[-2000:]}")
+            raise RuntimeError(f"{failure}:\n{log.read().decode(errors='replace')[-3000:]}")
         time.sleep(0.2)
 
 
@@ -83,13 +92,15 @@ def _answers(ready: Callable[[], bool]) -> bool:
         return False
 
 
-def _http_ok(url: str) -> Callable[[], bool]:
+def answers(url: str, require_200: bool = False) -> Callable[[], bool]:
+    """A readiness check: URL answers at all (emulators), or answers 200 (a server's readiness probe)."""
+
     def check() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return True
         except urllib.error.HTTPError:
-            return True  # it answered, even if with an error status
+            return not require_200
 
     return check
 
@@ -101,7 +112,7 @@ def start_s3(bucket: str = "cloud-ai-test") -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     moto = Path(sys.executable).with_name("moto_server")
     with (
-        _server([str(moto), "-H", "127.0.0.1", "-p", str(port)], _http_ok(endpoint), "moto_server"),
+        server_process([str(moto), "-H", "127.0.0.1", "-p", str(port)], answers(endpoint), "moto_server"),
         environ(
             AWS_ENDPOINT_URL=endpoint,
             AWS_ACCESS_KEY_ID="testing",
@@ -128,7 +139,7 @@ def start_gcs(bucket: str = "cloud-ai-test") -> Iterator[str]:
     command = [str(_fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"]
     command += ["-port", str(port), "-public-host", f"127.0.0.1:{port}", "-external-url", endpoint]
     with (
-        _server(command, _http_ok(f"{endpoint}/storage/v1/b"), "fake-gcs-server"),
+        server_process(command, answers(f"{endpoint}/storage/v1/b"), "fake-gcs-server"),
         environ(STORAGE_EMULATOR_HOST=endpoint, GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false"),
     ):
         body = json.dumps({"name": bucket}).encode()
@@ -154,7 +165,7 @@ def start_azure(container: str = "cloud-ai-test") -> Iterator[str]:
         command = [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--disableTelemetry"]
         command += ["--location", location, "--skipApiVersionCheck", "--loose"]
         with (
-            _server(command, _http_ok(f"{endpoint}?comp=list"), "azurite-blob"),
+            server_process(command, answers(f"{endpoint}?comp=list"), "azurite-blob"),
             environ(AZURE_STORAGE_CONNECTION_STRING=connection),
         ):
             from azure.storage.blob import BlobServiceClient

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import requests
 
-from tests.emulators import free_port
+from tests.emulators import answers, free_port, server_process
 from workload import images
 from workload.store import ModelStore
 
@@ -67,34 +62,13 @@ def pixels(data: bytes) -> list:
 
 @contextlib.contextmanager
 def serve_process(store_url: str, *extra: str, name: str = MODEL_NAME, ready: bool = True) -> Iterator[str]:
-    """`cloud-ai serve` as a real process on a free port; yields its base URL and stops it afterwards."""
+    """`cloud-ai serve` as a real process on a free port; yields its base URL and stops it afterwards.
+
+    READY waits for /readyz (a model loaded); otherwise /healthz is enough.
+    """
     port = free_port()
     command = [*CLI, "serve", f"--model-store={store_url}", f"--model-name={name}", f"--port={port}", *extra]
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
-        )
-        try:
-            wait_until(url, "/readyz" if ready else "/healthz", process, log)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_until(url: str, path: str, process: subprocess.Popen, log, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url + path, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    log.seek(0)
-    raise AssertionError(f"server at {url} never answered 200 on {path}:\n{log.read().decode()[-3000:]}")
+    probe = answers(f"{url}/readyz" if ready else f"{url}/healthz", require_200=True)
+    with server_process(command, probe, "cloud-ai serve", startup_seconds=120):
+        yield url

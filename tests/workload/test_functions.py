@@ -6,10 +6,8 @@ import base64
 import functools
 import importlib.util
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.emulators import environ, free_port
+from tests.emulators import answers, environ, free_port, server_process
 from tests.workload.serving import (
     MODEL_NAME,
     REPO,
@@ -26,7 +24,6 @@ from tests.workload.serving import (
     exported_version,
     new_store,
     serve_process,
-    wait_until,
 )
 
 Call = Callable[[str, str, bytes], tuple[int, dict]]
@@ -122,17 +119,9 @@ def gcp_function(function_env):
         f"--port={port}",
         "--host=127.0.0.1",
     ]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until(url, "/", process, log)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    url = f"http://127.0.0.1:{port}"
+    with server_process(command, answers(f"{url}/"), "functions-framework"):
+        yield url
 
 
 @pytest.fixture(scope="module")
