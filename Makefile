@@ -26,7 +26,7 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --silent
+	scripts/npm-ci.sh
 	touch $@
 
 demo: venv
