@@ -8,6 +8,7 @@
 #   BASE_IMAGE=...            base for every target (default: scripts/build-base.sh's local Debian image);
 #   AZURE_BASE_IMAGE=...      base for function-azure (default: BASE_IMAGE; the real Functions host is only
 #                             in Microsoft's image, the Dockerfile's default when building online)
+#   BUILD_CACHE_KEEP=12GB     BuildKit cache kept after the builds (least recently used goes first)
 # Tags: cloud-ai/<target>:latest, the trainer cloud-ai/train:<variant>. Each build's log goes to
 # .images/build-<target>.log and is printed when the build fails.
 set -euo pipefail
@@ -59,10 +60,15 @@ done
 # layer stays cached.
 SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -qq --no-deps --no-build-isolation -w .images/project . >&2
 
+# Every rebuild leaves the replaced image and more build cache behind; on a machine that builds on each
+# CI run that filled the disk, so the replaced image goes and the cache is held to BUILD_CACHE_KEEP.
+trap '"$DOCKER" builder prune -f --keep-storage "${BUILD_CACHE_KEEP:-12GB}" >/dev/null || true' EXIT
+
 for target in "${targets[@]}"; do
     tag=cloud-ai/$target:latest
     [[ $target == train ]] && tag=cloud-ai/train:$TRAIN_VARIANT
     log=.images/build-$target.log
+    replaced=$("$DOCKER" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
     echo "build-images: $tag (log: $log)" >&2
     start=$SECONDS
     if ! DOCKER_BUILDKIT=1 "$DOCKER" build --progress=plain -f workload/Dockerfile --target "$target" \
@@ -71,6 +77,9 @@ for target in "${targets[@]}"; do
         tail -n 40 "$log" >&2
         echo "build-images: building $tag failed (full log: $log)" >&2
         exit 1
+    fi
+    if [[ -n $replaced && $replaced != $("$DOCKER" image inspect --format '{{.Id}}' "$tag") ]]; then
+        "$DOCKER" image rm "$replaced" >/dev/null 2>&1 || true
     fi
     size=$("$DOCKER" image inspect --format '{{.Size}}' "$tag")
     echo "build-images: $tag built in $((SECONDS - start)) s, $((size / 1000000)) MB" >&2
