@@ -15,6 +15,7 @@ import pulumi_gcp as gcp
 
 from infra.config import Settings
 from infra.gcp.endpoint import Endpoint
+from infra.gcp.project import Project
 from infra.gcp.trainer import ROLE_LABEL
 from infra.launch import GPU_IDLE_PERCENT
 from infra.platform import labels, resource_name
@@ -183,11 +184,16 @@ class Alarms(pulumi.ComponentResource):
     """Everything that tells the owners something is off, or about to cost more than planned."""
 
     def __init__(
-        self, name: str, settings: Settings, endpoint: Endpoint, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: Settings,
+        endpoint: Endpoint,
+        project: Project,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("cloud-ai:gcp:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        project = settings.location.project or ""
+        project_id = settings.location.project or ""
         service = endpoint.service.name
         self.channel = gcp.monitoring.NotificationChannel(
             name,
@@ -199,14 +205,16 @@ class Alarms(pulumi.ComponentResource):
         )
         watches = trainer_watches(settings) + endpoint_watches(settings, SERVICE_SLOT)
         self.policies = [self._policy(name, settings, watch, service) for watch in watches]
-        self.budget = self._budget(name, settings)
+        self.budget = self._budget(name, settings, project.number)
         self.dashboard = gcp.monitoring.Dashboard(
             name,
             dashboard_json=service.apply(lambda service_name: dashboard_json(settings, service_name)),
             opts=child,
         )
         self.topic: pulumi.Output[str] = self.channel.name
-        self.dashboard_url: pulumi.Output[str] = self.dashboard.id.apply(lambda i: dashboard_url(i, project))
+        self.dashboard_url: pulumi.Output[str] = self.dashboard.id.apply(
+            lambda dashboard_id: dashboard_url(dashboard_id, project_id)
+        )
         self.register_outputs({"topic": self.topic, "dashboard_url": self.dashboard_url})
 
     def _policy(
@@ -253,9 +261,8 @@ class Alarms(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _budget(self, name: str, settings: Settings) -> gcp.billing.Budget:
+    def _budget(self, name: str, settings: Settings, number: pulumi.Output[str]) -> gcp.billing.Budget:
         """A monthly budget on this project, mailing the channel at 80% and 100% of actual spend."""
-        number = gcp.organizations.get_project_output(project_id=settings.location.project).number
         return gcp.billing.Budget(
             name,
             billing_account=settings.alarms.billing_account or "",

@@ -6,12 +6,14 @@ test_gcp_components.py inside `Output.apply`.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from infra.mocks import STACKS, Declared, StackRun, stack_name
+from infra.gcp.project import REQUIRED_APIS
+from infra.mocks import STACKS, CloudMocks, Declared, StackRun, run_stack, stack_name
 from infra.platform import WORKER_CIDR, worker_addresses
 from tests.infra.conftest import stack
 
@@ -24,10 +26,13 @@ SERVICE = "gcp:cloudrunv2/service:Service"
 INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
 POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 IMAGE = "docker-build:index:Image"
+API = "gcp:projects/service:Service"
 
 # One line per resource type, per stack: dropping or doubling a resource fails here.
 EXPECTED_COUNTS: dict[str, dict[str, int]] = {
     "gcp-dev": {
+        "cloud-ai:gcp:Project": 1,
+        API: 9,
         "cloud-ai:gcp:ModelStore": 1,
         "cloud-ai:gcp:Registry": 1,
         "cloud-ai:gcp:Trainers": 1,
@@ -424,3 +429,43 @@ def test_dashboard_charts_trainers_and_endpoint(name: str) -> None:
     assert len(filters) == 4
     assert any("gpu/utilization" in f for f in filters)
     assert any("request_latencies" in f and only(stack(name), SERVICE).state["name"] in f for f in filters)
+
+
+# The API behind each provider module the stacks use: a new resource type whose API is missing fails here.
+API_OF_MODULE = {
+    "artifactregistry": "artifactregistry.googleapis.com",
+    "billing": "billingbudgets.googleapis.com",
+    "cloudrunv2": "run.googleapis.com",
+    "compute": "compute.googleapis.com",
+    "monitoring": "monitoring.googleapis.com",
+    "projects": "cloudresourcemanager.googleapis.com",
+    "serviceaccount": "iam.googleapis.com",
+    "storage": "storage.googleapis.com",
+}
+
+
+@pytest.mark.parametrize("name", GCP_STACKS)
+def test_every_api_the_stack_calls_is_enabled_in_its_project_and_left_on_at_destroy(name: str) -> None:
+    run = stack(name)
+    modules = {r.type.split(":")[1].split("/")[0] for r in run.resources if r.type.startswith("gcp:")}
+    apis = {a.inputs["service"]: a.inputs for a in run.of_type(API)}
+    assert {API_OF_MODULE[module] for module in modules} <= set(apis) == set(REQUIRED_APIS)
+    for api in apis.values():
+        assert api["project"] == run.config["gcp:project"]
+        assert api["disableOnDestroy"] is False
+
+
+def test_nothing_is_declared_before_the_apis_it_needs_are_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enabling an API takes a while: with slow enablements, every other resource must still come after."""
+    enable = CloudMocks.new_resource
+
+    def slow_enable(self: CloudMocks, args: Any) -> tuple[str, dict[str, Any]]:
+        if args.typ == API:
+            time.sleep(0.2)
+        return enable(self, args)
+
+    monkeypatch.setattr(CloudMocks, "new_resource", slow_enable)
+    order = [r.type for r in run_stack("gcp-dev").resources]
+    last_api = max(i for i, t in enumerate(order) if t == API)
+    first_other = min(i for i, t in enumerate(order) if t not in (API, "cloud-ai:gcp:Project"))
+    assert last_api < first_other, order[: last_api + 1]
