@@ -53,7 +53,9 @@ docker-ready:
 images: venv docker-ready
 	scripts/build-images.sh
 
+# The serving benchmark loads the server with wrk (C), so the load generator leaves the cores to the server.
 bench: venv
+	command -v wrk >/dev/null || apt-get install -y -qq --no-install-recommends wrk >/dev/null
 	$(BIN)/python -m benchmarks
 
 clean:

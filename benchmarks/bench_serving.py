@@ -5,8 +5,10 @@ at batch 1 and at the max batch size is measured in the same run; the server's g
 server is reported next to that ceiling. Two untrained models (throughput does not depend on weights):
 mobilenet_v2 at 96 px, whose compute dominates, and small-cnn at 32 px (what `cloud-ai quickstart`
 ships for CPUs), where per-request overhead dominates. Cold start and soak run once, on mobilenet_v2:
-the larger artifact is the worse case for loading and for memory. Clients send b64 PNGs from this
-process to the server in its own process over 127.0.0.1.
+the larger artifact is the worse case for loading and for memory. Clients send b64 PNGs to the server
+in its own process over 127.0.0.1: wrk (C) for the throughput runs, so that on two shared cores the
+load generator takes as little as possible of the server's CPU; the soak, which counts every request
+and error, is a Python client.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import asyncio
 import base64
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -180,9 +184,57 @@ async def load(url: str, body: bytes, concurrency: int, requests: int | None, se
 
 
 def measure(url: str, body: bytes) -> Run:
-    """CLIENTS closed-loop clients for LOAD_SECONDS, after a warm-up that is not counted."""
-    asyncio.run(load(url, body, CLIENTS, None, WARM_UP_SECONDS))
-    return asyncio.run(load(url, body, CLIENTS, None, LOAD_SECONDS))
+    """CLIENTS closed-loop wrk connections for LOAD_SECONDS, after a warm-up that is not counted."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench serving needs wrk: `apt-get install wrk` (make bench installs it)")
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as folder:
+        script = Path(folder) / "predict.lua"
+        (Path(folder) / "body.json").write_bytes(body)
+        script.write_text(WRK_SCRIPT.replace("BODY", str(Path(folder) / "body.json")))
+        command = [wrk, "--threads=1", f"--connections={CLIENTS}", "--latency", f"--script={script}"]
+        target = f"{url}/v1/models/{MODEL_NAME}:predict"
+        for seconds in (WARM_UP_SECONDS, LOAD_SECONDS):
+            done = subprocess.run(
+                [*command, f"--duration={seconds:.0f}s", target], capture_output=True, text=True, check=True
+            )
+    return parse_wrk(done.stdout)
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("BODY", "rb")
+wrk.body = file:read("*a")
+file:close()
+"""
+WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(report: str) -> Run:
+    """requests, errors, throughput and p50/p99 (ms) from wrk's `--latency` report."""
+
+    def percentile(share: str) -> float:
+        found = re.search(rf"^\s+{share}%\s+([\d.]+)(us|ms|s)$", report, re.MULTILINE)
+        if found is None:
+            raise ValueError(f"no {share}th percentile in wrk's report:\n{report}")
+        return float(found[1]) * WRK_UNITS_MS[found[2]]
+
+    requests = re.search(r"(\d+) requests in", report)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", report)
+    if requests is None or rate is None:
+        raise ValueError(f"not a wrk report:\n{report}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report)
+    errors = int(non_2xx[1]) if non_2xx else 0
+    errors += sum(int(n) for n in sockets.groups()) if sockets else 0
+    return {
+        "requests": int(requests[1]),
+        "errors": errors,
+        "throughput": float(rate[1]),
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+    }
 
 
 class Server:
@@ -222,6 +274,15 @@ class Server:
         except OSError:
             return False
 
+    def mean_batch_size(self) -> float:
+        """Rows per model call so far, from the server's own /metrics (warm-up included)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        totals = dict(re.findall(r"^cloudai_batch_size_(sum|count)\{[^}]*\} ([\d.]+)$", text, re.MULTILINE))
+        return float(totals["sum"]) / float(totals["count"])
+
     def rss_mb(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/status").read_text().split("VmRSS:")[1].split()
         return int(fields[0]) / 1024
@@ -255,7 +316,7 @@ def compare(subject: Subject, store_url: str, body: bytes) -> tuple[Comparison, 
     version_dir = export_bench_model(store_url, subject)
     batch1, batched = in_process_throughputs(version_dir, subject.image_size)
     with batching_server(store_url) as server:
-        served = measure(server.url, body)
+        served = {**measure(server.url, body), "mean_batch": server.mean_batch_size()}
         soaked = soak(server, body) if subject == SOAK_SUBJECT else None
     with naive_server(store_url) as server:
         naive = measure(server.url, body)
@@ -323,8 +384,10 @@ def report(comparisons: list[Comparison], soaked: Soak, tflite_cold: float, tf_c
     markdown = "\n\n".join(
         [
             "## Serving",
-            f"Untrained models, one b64 PNG per request, {CLIENTS} closed-loop clients over 127.0.0.1 "
-            "against the server in its own process, `python -m benchmarks serving`. A server can gain "
+            f"Untrained models, one b64 PNG per request, {CLIENTS} closed-loop wrk connections over "
+            "127.0.0.1 against the server in its own process, `python -m benchmarks serving`. wrk is C, so "
+            "the load generator takes little of the two cores the server runs on; the soak, which counts "
+            "every request, uses a Python client. A server can gain "
             "from batching at most what the model gains itself, so each model's in-process throughput "
             f"at batch 1 and at batch {MAX_BATCH} is measured in the same run: their ratio is the "
             "**ceiling** for the server's **gain** (batching server / naive one-call-per-request server).",
@@ -340,6 +403,7 @@ def report(comparisons: list[Comparison], soaked: Soak, tflite_cold: float, tf_c
                     "naive server",
                     "gain",
                     "fraction of ceiling",
+                    "server's mean batch",
                 ],
                 [_ceiling_row(c) for c in comparisons],
             ),
@@ -421,6 +485,7 @@ def _ceiling_row(c: Comparison) -> list[str]:
         f"{c.naive['throughput']:.0f}",
         f"{c.gain:.1f}x",
         f"{c.fraction:.0%}",
+        f"{c.server['mean_batch']:.1f}",
     ]
 
 
