@@ -13,8 +13,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
+import pulumi_docker_build as docker_build
 
 from infra.config import Settings
 
@@ -23,6 +25,9 @@ WORKER_CIDR = "10.42.1.0/24"
 FIRST_WORKER_HOST = 10
 
 WORKLOAD_IMAGES = ("train", "serve", "function")
+# Absolute, because Pulumi may run the program from infra/ (Pulumi.yaml's `main`), not the repository.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO_ROOT / "workload" / "Dockerfile"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,28 @@ def deploy(settings: Settings) -> Deployment:
     cloud = importlib.import_module(f"infra.{settings.cloud}")
     deployment: Deployment = cloud.deploy(settings)
     return deployment
+
+
+def workload_image(
+    name: str,
+    target: str,
+    tag: pulumi.Input[str],
+    registry: docker_build.RegistryArgs | None,
+    opts: pulumi.ResourceOptions,
+) -> docker_build.Image:
+    """workload/Dockerfile's TARGET for linux/amd64, pushed as TAG on `up` only (never built in preview)."""
+    return docker_build.Image(
+        name,
+        context=docker_build.BuildContextArgs(location=str(REPO_ROOT)),
+        dockerfile=docker_build.DockerfileArgs(location=str(DOCKERFILE)),
+        target=target,
+        platforms=[docker_build.Platform.LINUX_AMD64],
+        tags=[tag],
+        push=True,
+        build_on_preview=False,
+        registries=[registry] if registry is not None else None,
+        opts=opts,
+    )
 
 
 def resource_name(settings: Settings, part: str) -> str:

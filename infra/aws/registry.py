@@ -11,10 +11,8 @@ import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
 from infra.config import Settings
-from infra.platform import WORKLOAD_IMAGES
+from infra.platform import REPO_ROOT, WORKLOAD_IMAGES, workload_image
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = REPO_ROOT / "workload" / "Dockerfile"
 BUILD_INPUTS = ("workload", "pyproject.toml")
 TARGETS = {"train": "train", "serve": "serve", "function": "function-aws"}
 KEEP_IMAGES = 10 * len(WORKLOAD_IMAGES)
@@ -51,17 +49,12 @@ class Registry(pulumi.ComponentResource):
         )
         version = build_inputs_hash()
         self.builds = {
-            image: docker_build.Image(
+            image: workload_image(
                 f"{name}-{image}",
-                context={"location": str(REPO_ROOT)},
-                dockerfile={"location": str(DOCKERFILE)},
-                target=TARGETS[image],
-                platforms=[docker_build.Platform.LINUX_AMD64],
-                push=True,
-                tags=[self.url.apply(lambda url, target=TARGETS[image]: f"{url}:{target}-{version}")],
-                registries=[credentials],
-                build_on_preview=False,
-                opts=child,
+                TARGETS[image],
+                self.url.apply(lambda url, target=TARGETS[image]: f"{url}:{target}-{version}"),
+                credentials,
+                child,
             )
             for image in WORKLOAD_IMAGES
         }

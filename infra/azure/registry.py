@@ -7,13 +7,10 @@ import pulumi_docker_build as docker_build
 from pulumi_azure_native import containerregistry
 
 from infra.azure.site import Site, grant
-from infra.platform import WORKLOAD_IMAGES
+from infra.platform import WORKLOAD_IMAGES, workload_image
 
 # Dockerfile target per workload image; the Azure function image runs the Functions host.
 TARGETS = {"train": "train", "serve": "serve", "function": "function-azure"}
-# Pulumi runs the program from the repository root, the build context of every target.
-CONTEXT = "."
-DOCKERFILE = "workload/Dockerfile"
 
 
 class Registry(pulumi.ComponentResource):
@@ -51,14 +48,10 @@ class Registry(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "images": self.refs})
 
     def _image(self, name: str, image: str, stack: str) -> docker_build.Image:
-        return docker_build.Image(
+        return workload_image(
             f"{name}-{image}",
-            target=TARGETS[image],
-            context=docker_build.BuildContextArgs(location=CONTEXT),
-            dockerfile=docker_build.DockerfileArgs(location=DOCKERFILE),
-            platforms=[docker_build.Platform.LINUX_AMD64],
-            tags=[pulumi.Output.concat(self.login_server, "/cloud-ai/", image, ":", stack)],
-            push=True,
-            build_on_preview=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.push_access]),
+            TARGETS[image],
+            pulumi.Output.concat(self.login_server, "/cloud-ai/", image, ":", stack),
+            None,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.push_access]),
         )

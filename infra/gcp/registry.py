@@ -7,13 +7,10 @@ import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
 from infra.config import Settings
-from infra.platform import WORKLOAD_IMAGES, labels, resource_name
+from infra.platform import WORKLOAD_IMAGES, labels, resource_name, workload_image
 
 # Dockerfile target per workload image; the GCP function image serves a functions-framework HTTP function.
 TARGETS = {"train": "train", "serve": "serve", "function": "function-gcp"}
-# Pulumi runs the program from the repository root, the build context of every target.
-CONTEXT = "."
-DOCKERFILE = "workload/Dockerfile"
 KEEP_VERSIONS = 10
 
 
@@ -70,15 +67,10 @@ class Registry(pulumi.ComponentResource):
     def _image(
         self, name: str, image: str, stack: str, login: docker_build.RegistryArgs
     ) -> docker_build.Image:
-        return docker_build.Image(
+        return workload_image(
             f"{name}-{image}",
-            target=TARGETS[image],
-            context=docker_build.BuildContextArgs(location=CONTEXT),
-            dockerfile=docker_build.DockerfileArgs(location=DOCKERFILE),
-            platforms=[docker_build.Platform.LINUX_AMD64],
-            tags=[pulumi.Output.concat(self.url, "/", image, ":", stack)],
-            push=True,
-            build_on_preview=False,
-            registries=[login],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.repository]),
+            TARGETS[image],
+            pulumi.Output.concat(self.url, "/", image, ":", stack),
+            login,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.repository]),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -16,6 +17,8 @@ from infra.platform import WORKER_CIDR
 from tests.infra.conftest import stack
 
 STACKS = ["azure-dev", "azure-prod"]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def one(run: StackRun, type_token: str, name_part: str = "") -> Declared:
@@ -85,7 +88,8 @@ def test_images_build_their_targets_on_up_only() -> None:
     assert set(images) == {"train", "serve", "function-azure"}
     for image in images.values():
         assert image["push"] is True and image["buildOnPreview"] is False
-        assert image["dockerfile"]["location"] == "workload/Dockerfile"
+        assert image["context"]["location"] == str(REPO)
+        assert image["dockerfile"]["location"] == str(REPO / "workload" / "Dockerfile")
         assert image["tags"][0].endswith(":azure-dev") and ".azurecr.io/cloud-ai/" in image["tags"][0]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +65,8 @@ EXPECTED_COUNTS["gcp-prod"] = {
     "gcp:compute/resourcePolicy:ResourcePolicy": 1,
     "gcp:compute/firewall:Firewall": 1,
 }
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's wire marker for a secret value
@@ -157,8 +160,8 @@ def test_images_build_on_up_only_and_push_to_the_repository(name: str) -> None:
     registry = stack(name).outputs["registryUrl"]
     for target, image in images.items():
         assert image["buildOnPreview"] is False and image["push"] is True
-        assert image["dockerfile"] == {"location": "workload/Dockerfile"}
-        assert image["context"] == {"location": "."}
+        assert image["dockerfile"] == {"location": str(REPO / "workload" / "Dockerfile")}
+        assert image["context"] == {"location": str(REPO)}
         assert image["tags"][0].startswith(f"{registry}/"), target
         assert SECRET_SIG in image["registries"], "the registry token must stay secret"
         login = revealed(image["registries"])[0]
