@@ -39,7 +39,7 @@ def deploy(settings: Settings) -> Deployment:
     outputs = StackOutputs(
         store_url=store.url,
         registry_url=registry.url,
-        images=registry.refs,
+        images=registry.images,
         trainer_ids=trainer.ids,
         trainer_private_ips=trainer.private_ips,
         endpoint_url=endpoint.url,

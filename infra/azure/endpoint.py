@@ -119,7 +119,7 @@ class Endpoint(pulumi.ComponentResource):
             client_cert_enabled=False,
             identity={"type": "SystemAssigned"},
             site_config={
-                "linux_fx_version": pulumi.Output.concat("DOCKER|", registry.refs["function"]),
+                "linux_fx_version": pulumi.Output.concat("DOCKER|", registry.images["function"]),
                 "acr_use_managed_identity_creds": True,
                 "min_tls_version": "1.2",
                 "scm_min_tls_version": "1.2",

@@ -43,9 +43,11 @@ class Registry(pulumi.ComponentResource):
         self.registry_id: pulumi.Output[str] = self.registry.id
         self.login_server: pulumi.Output[str] = self.registry.login_server
         self.url = self.login_server
-        self.images = {image: self._image(name, image, site.settings.stack) for image in WORKLOAD_IMAGES}
-        self.refs: dict[str, pulumi.Output[str]] = {image: built.ref for image, built in self.images.items()}
-        self.register_outputs({"url": self.url, "images": self.refs})
+        self.builds = {image: self._image(name, image, site.settings.stack) for image in WORKLOAD_IMAGES}
+        self.images: dict[str, pulumi.Output[str]] = {
+            image: build.ref for image, build in self.builds.items()
+        }
+        self.register_outputs({"url": self.url, "images": self.images})
 
     def _image(self, name: str, image: str, stack: str) -> docker_build.Image:
         return workload_image(

@@ -75,7 +75,7 @@ class Trainers(pulumi.ComponentResource):
         )
         addresses = tuple(worker_addresses(settings.trainer.nodes))
         scripts = pulumi.Output.all(
-            registry.refs["train"],
+            registry.images["train"],
             registry.login_server,
             store.url,
             store.account_name,
