@@ -57,7 +57,9 @@ for flavour in "${flavours[@]}"; do
     cp -al "$wheels/$flavour" .images/wheels/ 2>/dev/null || cp -a "$wheels/$flavour" .images/wheels/
 done
 # The project's own wheel; a fixed timestamp makes it byte-identical while the sources are, so its
-# layer stays cached.
+# layer stays cached. setuptools builds in build/ and never deletes what the sources no longer have, so a
+# leftover build/ would ship removed modules: it goes first.
+rm -rf build
 SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -qq --no-deps --no-build-isolation -w .images/project . >&2
 
 # Every rebuild leaves the replaced image and more build cache behind; on a machine that builds on each
